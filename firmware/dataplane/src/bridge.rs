@@ -1,0 +1,334 @@
+//! The forwarding loop: two prepared ports, one thread, one pipeline.
+//!
+//! One thread owns both ports, the pipeline and its flow table, so that a conversation's
+//! two directions meet the same state without a lock. It sleeps in `poll(2)` when both
+//! ports are idle, receives a batch with `recvmmsg`, judges each frame and sends the
+//! survivors to the other port in one `sendmmsg`, with the vnet header they came with
+//! (so that GSO super-frames and partial checksums are completed by the kernel).
+
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tracing::{info, warn};
+
+use crate::event::EventSink;
+use crate::port::{
+    check_same_mtu, set_link_up, LinkMonitor, PortError, PreparedPort, RawPort, MAX_GSO_FRAME,
+};
+use crate::{Counters, Now, Pipeline, Port};
+
+/// How the bridge runs.
+#[derive(Debug, Clone)]
+pub struct BridgeConfig {
+    pub plant: String,
+    pub asset: String,
+    /// Frames per receive/transmit system call.
+    pub batch: usize,
+    /// Take the other port down while one has lost its link.
+    pub link_propagation: bool,
+}
+
+impl Default for BridgeConfig {
+    fn default() -> Self {
+        BridgeConfig {
+            plant: String::new(),
+            asset: String::new(),
+            batch: 64,
+            link_propagation: false,
+        }
+    }
+}
+
+/// Flags the daemon's signal handlers set and the loop reads between batches.
+#[derive(Debug, Clone, Default)]
+pub struct Control {
+    /// Stop forwarding and return.
+    pub stop: Arc<AtomicBool>,
+    /// Print the counters (SIGUSR1).
+    pub report: Arc<AtomicBool>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BridgeError {
+    #[error("the plant and asset ports must be two different interfaces (both are {0:?})")]
+    SamePort(String),
+    #[error(transparent)]
+    Port(#[from] PortError),
+    #[error("poll failed: {0}")]
+    Poll(#[source] std::io::Error),
+}
+
+struct Side {
+    prepared: PreparedPort,
+    raw: RawPort,
+    /// Whether we took this port down because the other lost its link.
+    held_down: bool,
+}
+
+/// Two ports and the pipeline between them.
+pub struct Bridge<S> {
+    sides: [Side; 2],
+    pipeline: Pipeline<S>,
+    monitor: Option<LinkMonitor>,
+    clock: Clock,
+}
+
+impl<S> std::fmt::Debug for Bridge<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bridge")
+            .field("plant", &self.sides[0].prepared.name())
+            .field("asset", &self.sides[1].prepared.name())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Monotonic and wall time, read once per batch.
+struct Clock {
+    start: Instant,
+}
+
+impl Clock {
+    fn now(&self) -> Now {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        Now {
+            mono_ns: self.start.elapsed().as_nanos() as u64 + 1,
+            wall_ns: wall.as_nanos().min(i64::MAX as u128) as i64,
+        }
+    }
+}
+
+/// How often the loop expires flows and reads kernel statistics when traffic is steady.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_millis(100);
+/// Flow-table slots examined per housekeeping round.
+const EXPIRY_BUDGET: usize = 1024;
+/// Batches taken from one port before looking at the other (fairness under load).
+const BATCHES_PER_TURN: usize = 4;
+
+impl<S: EventSink> Bridge<S> {
+    /// Check, prepare and open both ports. On any error, whatever was changed on the
+    /// ports so far is put back (by the prepared ports' `Drop`).
+    pub fn open(config: BridgeConfig, pipeline: Pipeline<S>) -> Result<Self, BridgeError> {
+        if config.plant == config.asset {
+            return Err(BridgeError::SamePort(config.plant));
+        }
+        // Query both before touching either, so that a missing port or an MTU mismatch
+        // leaves the machine exactly as it was.
+        let plant_info = crate::port::LinkInfo::query(&config.plant)?;
+        let asset_info = crate::port::LinkInfo::query(&config.asset)?;
+        check_same_mtu(&plant_info, &asset_info)?;
+        let plant = PreparedPort::prepare(&config.plant)?;
+        let asset = PreparedPort::prepare(&config.asset)?;
+        for port in [&plant, &asset] {
+            for warning in port.warnings() {
+                warn!(port = port.name(), "{warning}");
+            }
+        }
+        // GSO super-frames from virtual NICs can be up to 64 KiB whatever the MTU.
+        let plant_raw = RawPort::open(plant.name(), config.batch, MAX_GSO_FRAME)?;
+        let asset_raw = RawPort::open(asset.name(), config.batch, MAX_GSO_FRAME)?;
+        let monitor = if config.link_propagation {
+            Some(LinkMonitor::new()?)
+        } else {
+            None
+        };
+        info!(
+            plant = plant.name(),
+            asset = asset.name(),
+            mtu = plant.mtu(),
+            link_propagation = config.link_propagation,
+            "ports ready"
+        );
+        Ok(Bridge {
+            sides: [
+                Side {
+                    prepared: plant,
+                    raw: plant_raw,
+                    held_down: false,
+                },
+                Side {
+                    prepared: asset,
+                    raw: asset_raw,
+                    held_down: false,
+                },
+            ],
+            pipeline,
+            monitor,
+            clock: Clock {
+                start: Instant::now(),
+            },
+        })
+    }
+
+    pub fn counters(&self) -> &Arc<Counters> {
+        self.pipeline.counters()
+    }
+
+    /// Forward until `control.stop` is set. `report` is called (on this thread) when
+    /// `control.report` is raised.
+    pub fn run(
+        &mut self,
+        control: &Control,
+        mut report: impl FnMut(&Counters),
+    ) -> Result<(), BridgeError> {
+        let mut last_housekeeping = Instant::now();
+        while !control.stop.load(Ordering::Relaxed) {
+            if control.report.swap(false, Ordering::Relaxed) {
+                self.update_kernel_counters();
+                report(self.pipeline.counters());
+            }
+            let mut fds = [
+                libc::pollfd {
+                    fd: self.sides[0].raw.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: self.sides[1].raw.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: self.monitor.as_ref().map_or(-1, |m| m.as_raw_fd()),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            // SAFETY: `fds` is a valid array of three pollfd structures for the duration
+            // of the call; a negative fd is ignored by poll(2).
+            let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 100) };
+            if ready < 0 {
+                let err = std::io::Error::last_os_error();
+                if err.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(BridgeError::Poll(err));
+            }
+            for (i, fd) in fds[..2].iter().enumerate() {
+                if fd.revents & (libc::POLLIN | libc::POLLERR) != 0 {
+                    let ingress = if i == 0 { Port::Plant } else { Port::Asset };
+                    self.forward(ingress)?;
+                }
+            }
+            if fds[2].revents & libc::POLLIN != 0 {
+                self.propagate_links();
+            }
+            if last_housekeeping.elapsed() >= HOUSEKEEPING_EVERY {
+                last_housekeeping = Instant::now();
+                self.pipeline.housekeeping(self.clock.now(), EXPIRY_BUDGET);
+                self.update_kernel_counters();
+            }
+        }
+        self.update_kernel_counters();
+        Ok(())
+    }
+
+    /// Receive up to a few batches on `ingress`, judge them, send the survivors across.
+    fn forward(&mut self, ingress: Port) -> Result<(), BridgeError> {
+        let [plant, asset] = &mut self.sides;
+        let (rx, tx) = match ingress {
+            Port::Plant => (plant, asset),
+            Port::Asset => (asset, plant),
+        };
+        let counters = self.pipeline.counters().clone();
+        for _ in 0..BATCHES_PER_TURN {
+            let received = rx.raw.recv()?;
+            if received == 0 {
+                break;
+            }
+            let now = self.clock.now();
+            let mut batch = tx.raw.tx();
+            let mut staged = 0u64;
+            for slot in rx.raw.rx().iter() {
+                let outcome = if slot.truncated() {
+                    self.pipeline.oversize(slot.frame(), ingress, now)
+                } else {
+                    self.pipeline.process(slot.frame(), ingress, now)
+                };
+                if outcome.forward && batch.push(&slot) {
+                    staged += 1;
+                }
+            }
+            let sent = batch.flush();
+            let port = counters.port(ingress);
+            port.forwarded.add(sent.sent as u64);
+            counters
+                .port(ingress.other())
+                .tx_errors
+                .add(staged.saturating_sub(sent.sent as u64));
+            if received < rx.raw.rx().capacity() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn update_kernel_counters(&mut self) {
+        let counters = self.pipeline.counters().clone();
+        for (side, port) in self.sides.iter_mut().zip([Port::Plant, Port::Asset]) {
+            if let Ok(stats) = side.raw.kernel_stats() {
+                counters.port(port).kernel_drops.set(stats.drops);
+            }
+        }
+    }
+
+    /// When one port loses carrier, take the other down (so that the devices beyond it
+    /// see the loss too, and redundant paths take over); bring it back with the carrier.
+    fn propagate_links(&mut self) {
+        let Some(monitor) = self.monitor.as_mut() else {
+            return;
+        };
+        let changes = match monitor.poll_events() {
+            Ok(changes) => changes,
+            Err(err) => {
+                warn!("link monitor: {err}");
+                return;
+            }
+        };
+        for change in changes {
+            let Some(i) = self
+                .sides
+                .iter()
+                .position(|s| s.prepared.ifindex() == change.ifindex)
+            else {
+                continue;
+            };
+            let other = 1 - i;
+            // Our own action on the other port shows up here too: ignore it.
+            if self.sides[i].held_down {
+                continue;
+            }
+            let lost = !change.carrier_up || change.removed;
+            if lost != self.sides[other].held_down {
+                let name = self.sides[other].prepared.name().to_string();
+                match set_link_up(self.sides[other].prepared.ifindex(), !lost) {
+                    Ok(()) => {
+                        self.sides[other].held_down = lost;
+                        warn!(
+                            port = self.sides[i].prepared.name(),
+                            other = %name,
+                            "link {}: {} the other port",
+                            if lost { "lost" } else { "back" },
+                            if lost { "taking down" } else { "bringing up" }
+                        );
+                    }
+                    Err(err) => warn!(port = %name, "cannot propagate link state: {err}"),
+                }
+            }
+        }
+    }
+}
+
+impl<S> Drop for Bridge<S> {
+    fn drop(&mut self) {
+        // A port we held down goes back up before the prepared ports restore the rest.
+        for side in &mut self.sides {
+            if side.held_down {
+                let _ = set_link_up(side.prepared.ifindex(), true);
+            }
+        }
+    }
+}

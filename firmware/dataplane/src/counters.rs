@@ -1,0 +1,185 @@
+//! Counters: per port, per rule and per drop reason.
+//!
+//! The forwarding thread is the only writer; other threads (the signal handler's
+//! reporter, later the management plane) read. A single writer can bump a relaxed
+//! atomic with a plain load and store, which compiles to ordinary moves: no locked
+//! instruction per packet.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use gk_policy::{Policy, RuleId};
+
+use crate::{Port, Reason};
+
+/// A counter with one writer.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Add `n`. Only the owning (forwarding) thread may call this.
+    #[inline]
+    pub fn add(&self, n: u64) {
+        self.0.store(self.0.load(Relaxed).wrapping_add(n), Relaxed);
+    }
+
+    #[inline]
+    pub fn set(&self, v: u64) {
+        self.0.store(v, Relaxed);
+    }
+
+    #[inline]
+    pub fn get(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct PortCounters {
+    /// Frames received on this port.
+    pub rx_packets: Counter,
+    pub rx_bytes: Counter,
+    /// Frames received on this port and forwarded to the other one.
+    pub forwarded: Counter,
+    /// Frames that could not be sent out of this port (full queue, driver error).
+    pub tx_errors: Counter,
+    /// Drops the kernel reported for this port's socket (receive queue overflow).
+    pub kernel_drops: Counter,
+}
+
+#[derive(Debug, Default)]
+pub struct RuleCounters {
+    /// Conversations this rule decided.
+    pub flows: Counter,
+    /// Packets of those conversations (both directions) and, for deny rules, denied packets.
+    pub packets: Counter,
+    pub bytes: Counter,
+}
+
+#[derive(Debug)]
+pub struct Counters {
+    pub ports: [PortCounters; 2],
+    /// Frames dropped, by reason (enforce mode).
+    pub dropped: Vec<Counter>,
+    /// Frames that enforce mode would have dropped, by reason (monitor mode).
+    pub would_drop: Vec<Counter>,
+    pub rules: Vec<RuleCounters>,
+    /// Packets that matched no rule (the implicit default deny).
+    pub no_rule: Counter,
+    pub flows_created: Counter,
+    /// Current number of live flow-table entries (a gauge).
+    pub flows_active: Counter,
+    pub flow_capacity: Counter,
+    pub events_emitted: Counter,
+    pub events_suppressed: Counter,
+    /// Events the writer could not keep up with (queue full).
+    pub events_lost: Counter,
+}
+
+impl Counters {
+    pub fn new(policy: &Policy) -> Self {
+        let per_reason = || (0..Reason::ALL.len()).map(|_| Counter::default()).collect();
+        Counters {
+            ports: Default::default(),
+            dropped: per_reason(),
+            would_drop: per_reason(),
+            rules: (0..policy.rules().len())
+                .map(|_| RuleCounters::default())
+                .collect(),
+            no_rule: Counter::default(),
+            flows_created: Counter::default(),
+            flows_active: Counter::default(),
+            flow_capacity: Counter::default(),
+            events_emitted: Counter::default(),
+            events_suppressed: Counter::default(),
+            events_lost: Counter::default(),
+        }
+    }
+
+    #[inline]
+    pub fn port(&self, port: Port) -> &PortCounters {
+        &self.ports[port as usize]
+    }
+
+    #[inline]
+    pub fn rule(&self, id: RuleId) -> &RuleCounters {
+        &self.rules[usize::from(id.0)]
+    }
+
+    pub fn total_dropped(&self) -> u64 {
+        self.dropped.iter().map(Counter::get).sum()
+    }
+
+    /// A human-readable report, as printed on SIGUSR1 and at exit.
+    pub fn report(&self, policy: &Policy) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "counters for policy {:?} ({:?} mode):",
+            policy.name(),
+            policy.mode()
+        );
+        for port in [Port::Plant, Port::Asset] {
+            let c = self.port(port);
+            let _ = writeln!(
+                out,
+                "  port {:<5}  rx {} frames / {} bytes, forwarded {}, tx errors {}, kernel drops {}",
+                port.name(),
+                c.rx_packets.get(),
+                c.rx_bytes.get(),
+                c.forwarded.get(),
+                c.tx_errors.get(),
+                c.kernel_drops.get()
+            );
+        }
+        let _ = writeln!(
+            out,
+            "  flows      created {}, active {} of {}",
+            self.flows_created.get(),
+            self.flows_active.get(),
+            self.flow_capacity.get()
+        );
+        let _ = writeln!(
+            out,
+            "  events     emitted {}, suppressed {}, lost {}",
+            self.events_emitted.get(),
+            self.events_suppressed.get(),
+            self.events_lost.get()
+        );
+        let _ = writeln!(out, "  rules:");
+        for (rule, c) in policy.rules().iter().zip(&self.rules) {
+            let _ = writeln!(
+                out,
+                "    {:<24} {:<6} flows {:>8}  packets {:>10}  bytes {:>12}",
+                rule.name,
+                format!("{:?}", rule.action).to_lowercase(),
+                c.flows.get(),
+                c.packets.get(),
+                c.bytes.get()
+            );
+        }
+        let _ = writeln!(
+            out,
+            "    {:<24} {:<6} packets {:>10}",
+            "(no rule)",
+            "deny",
+            self.no_rule.get()
+        );
+        let _ = writeln!(out, "  drops by reason:");
+        for (reason, (d, w)) in Reason::ALL
+            .iter()
+            .zip(self.dropped.iter().zip(&self.would_drop))
+        {
+            if reason.is_drop() {
+                let _ = writeln!(
+                    out,
+                    "    {:<16} dropped {:>10}  would-drop {:>10}",
+                    reason.code(),
+                    d.get(),
+                    w.get()
+                );
+            }
+        }
+        out
+    }
+}
