@@ -1,0 +1,82 @@
+# gatekeeper — build, test, demo and benchmark from a clean checkout.
+#
+# Every target installs the Debian packages it needs when they are missing (we are root
+# in CI and on the demo machine), so `make demo` and `make test` work on a fresh Debian.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+VENV := target/venv
+PYTHON := $(VENV)/bin/python3
+APT_STAMP := target/.apt-updated
+
+# Debian packages by the command they provide: command:package.
+TEST_TOOLS := ip:iproute2 ping:iputils-ping iperf3:iperf3 nft:nftables ethtool:ethtool \
+              tcpdump:tcpdump python3:python3
+BENCH_TOOLS := $(TEST_TOOLS) sockperf:sockperf taskset:util-linux
+
+.PHONY: all build test test-unit test-netns lint demo bench bench-quick deps-test deps-bench venv clean help
+
+all: build
+
+help:
+	@echo "make build   release binaries: target/release/gatekeeperd, target/release/gkctl"
+	@echo "make test    formatting, clippy, unit/property tests, network-namespace integration tests (root)"
+	@echo "make demo    a simulated HMI, intruder and Modbus PLC with the gatekeeper between them (root)"
+	@echo "make bench   forwarding rate and latency against the Linux bridge; writes BENCHMARKS.md (root)"
+
+build:
+	$(CARGO) build --release --locked -p gatekeeperd -p gkctl
+
+# Install each missing tool's package; `apt-get update` once per checkout.
+define install_tools
+	@missing=""; for pair in $(1); do cmd=$${pair%%:*}; pkg=$${pair#*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || [ -x /usr/sbin/$$cmd ] || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  mkdir -p target; [ -f $(APT_STAMP) ] || { DEBIAN_FRONTEND=noninteractive apt-get update -qq && touch $(APT_STAMP); }; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+endef
+
+deps-test:
+	$(call install_tools,$(TEST_TOOLS))
+
+deps-bench:
+	$(call install_tools,$(BENCH_TOOLS))
+
+# A Python environment with the real Modbus peer (pymodbus) used by the demo and tests.
+venv: $(PYTHON)
+$(PYTHON):
+	@python3 -c 'import ensurepip, venv' 2>/dev/null || { \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null; }
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check 'pymodbus>=3.6,<4'
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+
+test-unit:
+	$(CARGO) test --locked --workspace --lib --bins
+
+# Namespace tests need root: they build plant - gatekeeper - asset topologies.
+test-netns: deps-test venv
+	GK_PYTHON=$(abspath $(PYTHON)) $(CARGO) test --locked --workspace --tests -- --test-threads=2
+
+test: deps-test venv lint
+	GK_PYTHON=$(abspath $(PYTHON)) $(CARGO) test --locked --workspace -- --test-threads=2
+
+demo: deps-test venv build
+	GATEKEEPERD=$(abspath target/release/gatekeeperd) PYTHON=$(abspath $(PYTHON)) \
+	  POLICY=$(abspath config/examples/demo.toml) bash firmware/gatekeeperd/demo/demo.sh
+
+bench: deps-bench build
+	$(CARGO) build --release --locked -p gk-bench
+	python3 firmware/bench/bench.py --out BENCHMARKS.md
+
+bench-quick: deps-bench build
+	$(CARGO) build --release --locked -p gk-bench
+	python3 firmware/bench/bench.py --quick --out target/BENCHMARKS.quick.md
+
+clean:
+	$(CARGO) clean
