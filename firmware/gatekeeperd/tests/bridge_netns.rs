@@ -378,3 +378,39 @@ fn sigusr1_prints_counters_and_keeps_running() {
     net.tcp("hmi", PLC, 502, 100)
         .expect("still forwarding after SIGUSR1");
 }
+
+#[test]
+fn link_loss_on_one_side_takes_the_other_side_down_when_asked() {
+    if !require_root() {
+        return;
+    }
+    let mut net = Net::new("linkprop");
+    net.start_daemon(&policy("enforce", ""), &["--link-propagation"]);
+    let carrier = |net: &Net| {
+        net.sh("plc", "cat /sys/class/net/eth0/carrier")
+            .trim()
+            .to_string()
+    };
+    assert_eq!(carrier(&net), "1");
+    // The plant cable is pulled: the switch's end goes down, so the gatekeeper's plant
+    // port loses carrier, and the asset port is taken down so that the PLC notices.
+    net.sh("sw", "ip link set uplink down");
+    wait_until(std::time::Duration::from_secs(5), || carrier(&net) == "0");
+    net.sh("sw", "ip link set uplink up");
+    wait_until(std::time::Duration::from_secs(5), || carrier(&net) == "1");
+    let (code, stderr) = net.stop_daemon();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("taking down"), "{stderr}");
+}
+
+#[test]
+fn without_link_propagation_the_other_side_stays_up() {
+    if !require_root() {
+        return;
+    }
+    let mut net = Net::new("nolinkprop");
+    net.start_daemon(&policy("enforce", ""), &[]);
+    net.sh("sw", "ip link set uplink down");
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert_eq!(net.sh("plc", "cat /sys/class/net/eth0/carrier").trim(), "1");
+}
