@@ -414,3 +414,89 @@ fn without_link_propagation_the_other_side_stays_up() {
     std::thread::sleep(std::time::Duration::from_secs(1));
     assert_eq!(net.sh("plc", "cat /sys/class/net/eth0/carrier").trim(), "1");
 }
+
+#[test]
+fn ipv6_with_neighbour_discovery() {
+    if !require_root() {
+        return;
+    }
+    let mut net = Net::new("ipv6");
+    for (role, addr) in [
+        ("hmi", "fd00::21"),
+        ("intr", "fd00::66"),
+        ("plc", "fd00::10"),
+    ] {
+        net.sh(
+            role,
+            &format!(
+                "sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.eth0.disable_ipv6=0 && \
+             ip addr add {addr}/64 dev eth0 nodad"
+            ),
+        );
+    }
+    net.spawn("plc", "python3 -c \"import socket; s=socket.socket(socket.AF_INET6); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('::', 502)); s.listen(); [c.close() for c, _ in iter(s.accept, None)]\"");
+    wait_until(std::time::Duration::from_secs(10), || {
+        net.try_sh("plc", "ss -H -tln 'sport = :502' | grep -q .")
+            .status
+            .success()
+    });
+    let text = format!(
+        r#"
+schema = 1
+[gatekeeper]
+name = "v6"
+mode = "enforce"
+[l2]
+ethertypes = ["ipv6"]
+[hosts.plc]
+ip = ["fd00::10", "fe80::/64"]
+[hosts.hmi]
+ip = "fd00::21"
+[hosts.link-multicast]
+ip = "ff02::/16"
+[[rule]]
+name = "nd-multicast"
+from = "any"
+to = "link-multicast"
+proto = "icmpv6"
+icmp = ["neighbor-solicitation", "neighbor-advertisement", "mldv2-report", "router-solicitation"]
+action = "allow"
+[[rule]]
+name = "nd-unicast"
+from = "any"
+to = "any"
+proto = "icmpv6"
+icmp = ["neighbor-solicitation", "neighbor-advertisement"]
+action = "allow"
+[[rule]]
+name = "hmi-ping"
+from = "hmi"
+to = "plc"
+proto = "icmpv6"
+icmp = ["echo-request"]
+action = "allow"
+[[rule]]
+name = "hmi-modbus"
+from = "hmi"
+to = "plc"
+proto = "tcp"
+ports = [502]
+action = "allow"
+"#
+    );
+    net.start_daemon(&text, &[]);
+    assert!(
+        net.ping("hmi", "fd00::10"),
+        "hmi pings the plc over IPv6 (neighbour discovery passes)"
+    );
+    assert!(
+        net.try_sh("hmi", "python3 -c \"import socket; socket.create_connection(('fd00::10', 502), timeout=2).close()\"").status.success(),
+        "hmi connects to [fd00::10]:502"
+    );
+    assert!(!net.ping("intr", "fd00::10"), "the intruder may not ping");
+    let e = net.wait_event("intruder's echo request denied", |e| {
+        e["src"] == "fd00::66" && e["icmp_type"] == 128
+    });
+    assert_eq!(e["proto"], "icmpv6");
+    assert_eq!(e["reason"], "no-rule");
+}
