@@ -14,7 +14,7 @@ TEST_TOOLS := ip:iproute2 ping:iputils-ping iperf3:iperf3 nft:nftables ethtool:e
               tcpdump:tcpdump python3:python3
 BENCH_TOOLS := $(TEST_TOOLS) sockperf:sockperf taskset:util-linux
 
-.PHONY: all build test test-unit test-netns lint demo bench bench-quick deps-test deps-bench venv clean help
+.PHONY: all build test test-unit test-netns lint demo bench bench-quick fuzz deps-test deps-bench venv clean help
 
 all: build
 
@@ -23,6 +23,7 @@ help:
 	@echo "make test    formatting, clippy, unit/property tests, network-namespace integration tests (root)"
 	@echo "make demo    a simulated HMI, intruder and Modbus PLC with the gatekeeper between them (root)"
 	@echo "make bench   forwarding rate and latency against the Linux bridge; writes BENCHMARKS.md (root)"
+	@echo "make fuzz    every fuzz target for FUZZ_SECONDS each (default 60; needs cargo-fuzz and nightly)"
 
 build:
 	$(CARGO) build --release --locked -p gatekeeperd -p gkctl
@@ -77,6 +78,18 @@ bench: deps-bench build
 bench-quick: deps-bench build
 	$(CARGO) build --release --locked -p gk-bench
 	python3 firmware/bench/bench.py --quick --out target/BENCHMARKS.quick.md
+
+# Fuzzing is not part of `make test`: it needs nightly and time. Targets live in
+# firmware/<crate>/fuzz (each its own workspace); findings land in their artifacts/.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := packet:dissect policy:policy dataplane:pipeline
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	@for t in $(FUZZ_TARGETS); do crate=$${t%%:*}; target=$${t#*:}; \
+	  echo "== $$crate/$$target for $(FUZZ_SECONDS) s"; \
+	  (cd firmware/$$crate && $(CARGO) +nightly fuzz run $$target -- -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 2>&1 \
+	    | grep -E "^(stat::|==|SUMMARY|Done)" ) || exit 1; \
+	done
 
 clean:
 	$(CARGO) clean

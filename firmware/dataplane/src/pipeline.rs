@@ -94,36 +94,57 @@ impl Subject {
     }
 }
 
+/// What the pipeline knows about the frame it is judging, for verdicts and events.
+#[derive(Clone, Copy)]
+struct Seen<'a, 'f> {
+    frame: &'f [u8],
+    parsed: Option<&'a Frame<'f>>,
+    subject: Subject,
+    ingress: Port,
+    now: Now,
+}
+
+impl<'a, 'f> Seen<'a, 'f> {
+    fn parsed(frame: &'f [u8], parsed: &'a Frame<'f>, ingress: Port, now: Now) -> Self {
+        Seen {
+            frame,
+            parsed: Some(parsed),
+            subject: Subject::of(parsed),
+            ingress,
+            now,
+        }
+    }
+
+    fn unparsed(frame: &'f [u8], ingress: Port, now: Now) -> Self {
+        Seen {
+            frame,
+            parsed: None,
+            subject: NO_SUBJECT,
+            ingress,
+            now,
+        }
+    }
+}
+
 /// The event that describes `frame` with the given decision: what `gkctl replay --json`
 /// prints for every packet, built exactly as the pipeline builds its events.
 pub fn describe(frame: &[u8], ingress: Port, now: Now, outcome: &Outcome) -> Event {
     let parsed = dissect(frame).ok();
-    let subject = parsed.as_ref().map_or(NO_SUBJECT, Subject::of);
-    build_event(
-        frame,
-        parsed.as_ref(),
-        subject,
-        ingress,
-        now,
-        outcome.verdict,
-        outcome.reason,
-        outcome.rule,
-        0,
-    )
+    let seen = match &parsed {
+        Some(parsed) => Seen::parsed(frame, parsed, ingress, now),
+        None => Seen::unparsed(frame, ingress, now),
+    };
+    build_event(&seen, outcome.verdict, outcome.reason, outcome.rule, 0)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn build_event(
-    frame: &[u8],
-    parsed: Option<&Frame<'_>>,
-    subject: Subject,
-    ingress: Port,
-    now: Now,
+    seen: &Seen<'_, '_>,
     verdict: EventVerdict,
     reason: Reason,
     rule: Option<RuleId>,
     suppressed: u32,
 ) -> Event {
+    let frame = seen.frame;
     let mac = |range: std::ops::Range<usize>| {
         frame
             .get(range)
@@ -131,23 +152,24 @@ fn build_event(
             .map(gk_packet::MacAddr)
             .unwrap_or_default()
     };
+    let raw_ethertype = || {
+        frame
+            .get(12..14)
+            .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]))
+    };
+    let subject = seen.subject;
     Event {
-        wall_ns: now.wall_ns,
+        wall_ns: seen.now.wall_ns,
         verdict,
         rule,
         reason,
-        port: ingress,
+        port: seen.ingress,
         dst_mac: mac(0..6),
         src_mac: mac(6..12),
-        vlan: parsed.and_then(|p| p.outer_vlan()).map(|t| t.vid),
-        ethertype: parsed.map_or_else(
-            || {
-                frame
-                    .get(12..14)
-                    .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]))
-            },
-            |p| u16::from(p.ethertype),
-        ),
+        vlan: seen.parsed.and_then(|p| p.outer_vlan()).map(|t| t.vid),
+        ethertype: seen
+            .parsed
+            .map_or_else(raw_ethertype, |p| u16::from(p.ethertype)),
         src: subject.src,
         dst: subject.dst,
         protocol: subject.protocol,
@@ -196,80 +218,39 @@ impl<S: EventSink> Pipeline<S> {
     /// A frame the port could not receive whole (bigger than the receive buffer).
     pub fn oversize(&mut self, frame: &[u8], ingress: Port, now: Now) -> Outcome {
         self.count_rx(frame, ingress);
-        self.refuse(
-            frame,
-            None,
-            NO_SUBJECT,
-            ingress,
-            now,
-            Reason::Oversize,
-            None,
-        )
+        self.refuse(&Seen::unparsed(frame, ingress, now), Reason::Oversize, None)
     }
 
     /// Judge one Ethernet frame that arrived on `ingress`.
     pub fn process(&mut self, frame: &[u8], ingress: Port, now: Now) -> Outcome {
         self.count_rx(frame, ingress);
-        let parsed = match dissect(frame) {
-            Ok(parsed) => parsed,
-            Err(_) => {
-                return self.refuse(
-                    frame,
-                    None,
-                    NO_SUBJECT,
-                    ingress,
-                    now,
-                    Reason::Malformed,
-                    None,
-                )
-            }
+        let Ok(parsed) = dissect(frame) else {
+            return self.refuse(
+                &Seen::unparsed(frame, ingress, now),
+                Reason::Malformed,
+                None,
+            );
         };
+        let seen = Seen::parsed(frame, &parsed, ingress, now);
         let vid = parsed.outer_vlan().map(|t| t.vid).filter(|vid| *vid != 0);
         if !self.policy.vlan_allowed(vid) {
-            let subject = Subject::of(&parsed);
-            return self.refuse(
-                frame,
-                Some(&parsed),
-                subject,
-                ingress,
-                now,
-                Reason::Vlan,
-                None,
-            );
+            return self.refuse(&seen, Reason::Vlan, None);
         }
         if !self.policy.ethertype_allowed(parsed.ethertype) {
-            let subject = Subject::of(&parsed);
-            return self.refuse(
-                frame,
-                Some(&parsed),
-                subject,
-                ingress,
-                now,
-                Reason::Ethertype,
-                None,
-            );
+            return self.refuse(&seen, Reason::Ethertype, None);
         }
         match parsed.l3 {
             L3::Arp(arp) => {
                 let ip = IpAddr::V4(arp.sender_ip);
-                let subject = Subject::of(&parsed);
                 if self.policy.mac_pin_violation(ip, arp.sender_mac)
                     || self.policy.mac_pin_violation(ip, parsed.src_mac)
                 {
-                    return self.refuse(
-                        frame,
-                        Some(&parsed),
-                        subject,
-                        ingress,
-                        now,
-                        Reason::MacPin,
-                        None,
-                    );
+                    return self.refuse(&seen, Reason::MacPin, None);
                 }
                 allowed(Reason::L2)
             }
             L3::Other(_) => allowed(Reason::L2),
-            L3::Ip(ip) => self.process_ip(frame, &parsed, &ip, vid.unwrap_or(0), ingress, now),
+            L3::Ip(ip) => self.process_ip(&seen, &ip, vid.unwrap_or(0)),
         }
     }
 
@@ -279,15 +260,8 @@ impl<S: EventSink> Pipeline<S> {
         port.rx_bytes.add(frame.len() as u64);
     }
 
-    fn process_ip(
-        &mut self,
-        frame: &[u8],
-        parsed: &Frame<'_>,
-        ip: &IpInfo<'_>,
-        vlan: u16,
-        ingress: Port,
-        now: Now,
-    ) -> Outcome {
+    fn process_ip(&mut self, seen: &Seen<'_, '_>, ip: &IpInfo<'_>, vlan: u16) -> Outcome {
+        let (frame, ingress, now) = (seen.frame, seen.ingress, seen.now);
         let protocol = u8::from(ip.protocol);
         let (sport, dport, tcp, icmp_type) = match ip.l4 {
             L4::Tcp {
@@ -309,28 +283,13 @@ impl<S: EventSink> Pipeline<S> {
             L4::Fragment | L4::Other(_) => (0, 0, None, None),
         };
         let has_ports = matches!(ip.l4, L4::Tcp { .. } | L4::Udp { .. });
-        let subject = Subject::of_ip(ip);
-        if self.policy.mac_pin_violation(ip.src, parsed.src_mac) {
-            return self.refuse(
-                frame,
-                Some(parsed),
-                subject,
-                ingress,
-                now,
-                Reason::MacPin,
-                None,
-            );
+        if let Some(parsed) = seen.parsed {
+            if self.policy.mac_pin_violation(ip.src, parsed.src_mac) {
+                return self.refuse(seen, Reason::MacPin, None);
+            }
         }
         if ip.fragment != gk_packet::Fragment::None {
-            return self.refuse(
-                frame,
-                Some(parsed),
-                subject,
-                ingress,
-                now,
-                Reason::Fragment,
-                None,
-            );
+            return self.refuse(seen, Reason::Fragment, None);
         }
 
         let (key, src_is_lo) = FlowKey::new(
@@ -356,22 +315,12 @@ impl<S: EventSink> Pipeline<S> {
                 } else {
                     entry.initiator_port.other()
                 };
-                let rule = flow_rule(entry.verdict);
                 if ingress != expected {
-                    return self.refuse(
-                        frame,
-                        Some(parsed),
-                        subject,
-                        ingress,
-                        now,
-                        Reason::SpoofedReply,
-                        rule,
-                    );
+                    return self.refuse(seen, Reason::SpoofedReply, flow_rule(entry.verdict));
                 }
                 if let Some(flags) = tcp {
-                    let state = &mut self.flows.get_mut(handle).state;
-                    let fins = advance_tcp(state, entry.fins, from_initiator, flags);
-                    self.flows.get_mut(handle).fins = fins;
+                    let entry = self.flows.get_mut(handle);
+                    entry.fins = advance_tcp(&mut entry.state, entry.fins, from_initiator, flags);
                 }
                 self.flows.touch(handle, now.mono_ns, frame.len());
                 return match entry.verdict {
@@ -408,18 +357,8 @@ impl<S: EventSink> Pipeline<S> {
                 return allowed(Reason::Related);
             }
         }
-        if let Some(flags) = tcp {
-            if !opens_connection(flags) {
-                return self.refuse(
-                    frame,
-                    Some(parsed),
-                    subject,
-                    ingress,
-                    now,
-                    Reason::TcpState,
-                    None,
-                );
-            }
+        if tcp.is_some_and(|flags| !opens_connection(flags)) {
+            return self.refuse(seen, Reason::TcpState, None);
         }
 
         let query = FlowQuery {
@@ -438,7 +377,6 @@ impl<S: EventSink> Pipeline<S> {
                 ..
             }
         );
-        let monitor = self.policy.mode() == Mode::Monitor;
         let rule = match (decision.action, decision.rule) {
             (Action::Allow | Action::Alert, Some(rule)) => rule,
             (_, rule) => {
@@ -447,36 +385,22 @@ impl<S: EventSink> Pipeline<S> {
                 } else {
                     Reason::NoRule
                 };
-                if monitor && !is_icmp_error {
+                if self.policy.mode() == Mode::Monitor && !is_icmp_error {
                     // Track it, so that the conversation is reported once, not per packet.
-                    let entry = new_entry(
-                        key,
-                        src_is_lo,
-                        ingress,
-                        tcp,
-                        FlowVerdict::WouldDeny(rule, reason),
-                    );
+                    let verdict = FlowVerdict::WouldDeny(rule, reason);
+                    let entry = new_entry(key, src_is_lo, ingress, tcp, verdict);
                     if self.flows.insert(entry, now.mono_ns).is_ok() {
                         self.counters.flows_created.add(1);
                     }
                 }
-                return self.refuse(frame, Some(parsed), subject, ingress, now, reason, rule);
+                return self.refuse(seen, reason, rule);
             }
         };
-        let flow_verdict = FlowVerdict::Allowed(rule);
         // ICMP errors that quote no known conversation are judged alone; they open nothing.
         if !is_icmp_error {
-            let entry = new_entry(key, src_is_lo, ingress, tcp, flow_verdict);
+            let entry = new_entry(key, src_is_lo, ingress, tcp, FlowVerdict::Allowed(rule));
             if self.flows.insert(entry, now.mono_ns).is_err() {
-                return self.refuse(
-                    frame,
-                    Some(parsed),
-                    subject,
-                    ingress,
-                    now,
-                    Reason::FlowTableFull,
-                    Some(rule),
-                );
+                return self.refuse(seen, Reason::FlowTableFull, Some(rule));
             }
             self.counters.flows_created.add(1);
         }
@@ -490,16 +414,7 @@ impl<S: EventSink> Pipeline<S> {
             EventVerdict::Allow
         };
         if verdict == EventVerdict::Alert || self.policy.rule(rule).log {
-            self.report(
-                frame,
-                Some(parsed),
-                subject,
-                ingress,
-                now,
-                verdict,
-                Reason::Rule,
-                Some(rule),
-            );
+            self.report(seen, verdict, Reason::Rule, Some(rule));
         }
         Outcome {
             forward: true,
@@ -541,17 +456,7 @@ impl<S: EventSink> Pipeline<S> {
     }
 
     /// Drop the frame (enforce) or forward it and say enforce would not have (monitor).
-    #[allow(clippy::too_many_arguments)]
-    fn refuse(
-        &mut self,
-        frame: &[u8],
-        parsed: Option<&Frame<'_>>,
-        subject: Subject,
-        ingress: Port,
-        now: Now,
-        reason: Reason,
-        rule: Option<RuleId>,
-    ) -> Outcome {
+    fn refuse(&mut self, seen: &Seen<'_, '_>, reason: Reason, rule: Option<RuleId>) -> Outcome {
         let monitor = self.policy.mode() == Mode::Monitor;
         let verdict = if monitor {
             self.counters.would_drop[reason.index()].add(1);
@@ -563,13 +468,13 @@ impl<S: EventSink> Pipeline<S> {
                 (Reason::DenyRule, Some(rule)) => {
                     let c = self.counters.rule(rule);
                     c.packets.add(1);
-                    c.bytes.add(frame.len() as u64);
+                    c.bytes.add(seen.frame.len() as u64);
                 }
                 _ => {}
             }
             EventVerdict::Deny
         };
-        self.report(frame, parsed, subject, ingress, now, verdict, reason, rule);
+        self.report(seen, verdict, reason, rule);
         Outcome {
             forward: monitor,
             verdict,
@@ -578,28 +483,22 @@ impl<S: EventSink> Pipeline<S> {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Offer an event for this frame, through the rate limiter.
     fn report(
         &mut self,
-        frame: &[u8],
-        parsed: Option<&Frame<'_>>,
-        subject: Subject,
-        ingress: Port,
-        now: Now,
+        seen: &Seen<'_, '_>,
         verdict: EventVerdict,
         reason: Reason,
         rule: Option<RuleId>,
     ) {
-        let suppressed = match self.limiter.admit(rule, reason, subject.src, now.mono_ns) {
-            Admit::Yes { suppressed } => suppressed,
-            Admit::No => {
-                self.counters.events_suppressed.add(1);
-                return;
-            }
+        let admitted = self
+            .limiter
+            .admit(rule, reason, seen.subject.src, seen.now.mono_ns);
+        let Admit::Yes { suppressed } = admitted else {
+            self.counters.events_suppressed.add(1);
+            return;
         };
-        let event = build_event(
-            frame, parsed, subject, ingress, now, verdict, reason, rule, suppressed,
-        );
+        let event = build_event(seen, verdict, reason, rule, suppressed);
         if self.sink.offer(&event) {
             self.counters.events_emitted.add(1);
         } else {
