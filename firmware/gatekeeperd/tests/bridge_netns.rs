@@ -440,8 +440,7 @@ fn ipv6_with_neighbour_discovery() {
             .status
             .success()
     });
-    let text = format!(
-        r#"
+    let text = r#"
 schema = 1
 [gatekeeper]
 name = "v6"
@@ -482,9 +481,8 @@ to = "plc"
 proto = "tcp"
 ports = [502]
 action = "allow"
-"#
-    );
-    net.start_daemon(&text, &[]);
+"#;
+    net.start_daemon(text, &[]);
     assert!(
         net.ping("hmi", "fd00::10"),
         "hmi pings the plc over IPv6 (neighbour discovery passes)"
