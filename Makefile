@@ -14,7 +14,7 @@ TEST_TOOLS := ip:iproute2 ping:iputils-ping iperf3:iperf3 nft:nftables ethtool:e
               tcpdump:tcpdump python3:python3
 BENCH_TOOLS := $(TEST_TOOLS) sockperf:sockperf taskset:util-linux
 
-.PHONY: all build test test-unit test-netns lint demo bench bench-quick fuzz deps-test deps-bench venv clean help
+.PHONY: all build test test-unit test-netns test-demo lint demo bench bench-quick fuzz deps-test deps-bench venv clean help
 
 all: build
 
@@ -66,6 +66,17 @@ test-netns: deps-test venv
 
 test: deps-test venv lint
 	GK_PYTHON=$(abspath $(PYTHON)) $(CARGO) test --locked --workspace -- --test-threads=2
+	$(MAKE) --no-print-directory test-demo
+
+# The demo doubles as a smoke test (it exits 1 when a step does not turn out as the
+# policy says); here on the debug daemon that `cargo test` just built.
+test-demo: deps-test venv
+	$(CARGO) build --locked -p gatekeeperd
+	@NO_COLOR=1 GATEKEEPERD=$(abspath target/debug/gatekeeperd) PYTHON=$(abspath $(PYTHON)) \
+	  POLICY=$(abspath config/examples/demo.toml) bash firmware/gatekeeperd/demo/demo.sh \
+	  > target/demo-check.log 2>&1 \
+	  && echo "demo: every step turned out as the policy says (log: target/demo-check.log)" \
+	  || { cat target/demo-check.log; exit 1; }
 
 demo: deps-test venv build
 	GATEKEEPERD=$(abspath target/release/gatekeeperd) PYTHON=$(abspath $(PYTHON)) \
