@@ -15,7 +15,8 @@ use tracing::{info, warn};
 
 use crate::event::EventSink;
 use crate::port::{
-    check_same_mtu, set_link_up, LinkMonitor, PortError, PreparedPort, RawPort, MAX_GSO_FRAME,
+    check_same_mtu, set_link_up, LinkMonitor, PortError, PreparedPort, RawPort, VnetHdr,
+    MAX_GSO_FRAME,
 };
 use crate::{Counters, Now, Pipeline, Port};
 
@@ -253,12 +254,28 @@ impl<S: EventSink> Bridge<S> {
                 }
             }
             let sent = batch.flush();
+            drop(batch);
             let port = counters.port(ingress);
             port.forwarded.add(sent.sent as u64);
             counters
                 .port(ingress.other())
                 .tx_errors
                 .add(staged.saturating_sub(sent.sent as u64));
+            // Resets and answers built for denied messages, after the batch they follow.
+            for frame in self.pipeline.injected() {
+                let side = if frame.port == ingress {
+                    &mut *rx
+                } else {
+                    &mut *tx
+                };
+                let mut batch = side.raw.tx();
+                batch.push_frame(VnetHdr::default(), frame.frame());
+                let sent = batch.flush();
+                if sent.sent == 0 {
+                    counters.port(frame.port).tx_errors.add(1);
+                }
+            }
+            self.pipeline.clear_injected();
             if received < rx.raw.rx().capacity() {
                 break;
             }

@@ -54,6 +54,11 @@ pub struct RuleCounters {
     /// Packets of those conversations (both directions) and, for deny rules, denied packets.
     pub packets: Counter,
     pub bytes: Counter,
+    /// Industrial-protocol requests this rule allowed (or alerted on).
+    pub messages: Counter,
+    /// Requests denied with this rule named (an explicit deny, or the rule that could
+    /// have allowed them and says why it did not).
+    pub messages_denied: Counter,
 }
 
 #[derive(Debug)]
@@ -70,6 +75,11 @@ pub struct Counters {
     /// Current number of live flow-table entries (a gauge).
     pub flows_active: Counter,
     pub flow_capacity: Counter,
+    /// Inspected TCP conversations being followed (a gauge), and how many can be.
+    pub streams_active: Counter,
+    pub stream_capacity: Counter,
+    /// Frames the gatekeeper built: resets and protocol answers to denied messages.
+    pub injected: Counter,
     pub events_emitted: Counter,
     pub events_suppressed: Counter,
     /// Events the writer could not keep up with (queue full).
@@ -90,6 +100,9 @@ impl Counters {
             flows_created: Counter::default(),
             flows_active: Counter::default(),
             flow_capacity: Counter::default(),
+            streams_active: Counter::default(),
+            stream_capacity: Counter::default(),
+            injected: Counter::default(),
             events_emitted: Counter::default(),
             events_suppressed: Counter::default(),
             events_lost: Counter::default(),
@@ -139,6 +152,15 @@ impl Counters {
             self.flows_active.get(),
             self.flow_capacity.get()
         );
+        if self.stream_capacity.get() > 0 {
+            let _ = writeln!(
+                out,
+                "  streams    active {} of {}, frames built (resets, answers) {}",
+                self.streams_active.get(),
+                self.stream_capacity.get(),
+                self.injected.get()
+            );
+        }
         let _ = writeln!(
             out,
             "  events     emitted {}, suppressed {}, lost {}",
@@ -148,7 +170,7 @@ impl Counters {
         );
         let _ = writeln!(out, "  rules:");
         for (rule, c) in policy.rules().iter().zip(&self.rules) {
-            let _ = writeln!(
+            let _ = write!(
                 out,
                 "    {:<24} {:<6} flows {:>8}  packets {:>10}  bytes {:>12}",
                 rule.name,
@@ -157,6 +179,15 @@ impl Counters {
                 c.packets.get(),
                 c.bytes.get()
             );
+            if rule.app.is_some() {
+                let _ = write!(
+                    out,
+                    "  messages {:>8}  denied {:>8}",
+                    c.messages.get(),
+                    c.messages_denied.get()
+                );
+            }
+            out.push('\n');
         }
         let _ = writeln!(
             out,

@@ -10,6 +10,7 @@ use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::net::IpAddr;
 
+use gk_inspect::Op;
 use gk_packet::MacAddr;
 use gk_policy::{Policy, RuleId};
 use serde::Serialize;
@@ -46,6 +47,10 @@ pub struct Event {
     pub sport: Option<u16>,
     pub dport: Option<u16>,
     pub icmp_type: Option<u8>,
+    /// The industrial-protocol operation the verdict is about.
+    pub op: Option<Op>,
+    /// Why a message is malformed ("quantity out of range"), when that is the reason.
+    pub detail: Option<&'static str>,
     /// Events for the same rule and source that the rate limiter held back before this one.
     pub suppressed: u32,
 }
@@ -184,6 +189,10 @@ struct EventLine<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     vlan: Option<u16>,
     ethertype: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    op: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'static str>,
     suppressed: u32,
 }
 
@@ -216,10 +225,31 @@ impl EventFormatter {
             dst_mac: event.dst_mac.to_string(),
             vlan: event.vlan,
             ethertype: format!("0x{:04x}", event.ethertype),
+            op: event.op.as_ref().map(op_json),
+            detail: event.detail,
             suppressed: event.suppressed,
         };
         serde_json::to_string(&line).expect("event lines always serialize")
     }
+}
+
+/// An operation as a JSON object: `{"protocol": "modbus", "function": "...", ...}`.
+pub fn op_json(op: &Op) -> serde_json::Map<String, serde_json::Value> {
+    struct Json(serde_json::Map<String, serde_json::Value>);
+    impl gk_inspect::Fields for Json {
+        fn text(&mut self, key: &'static str, value: &str) {
+            self.0.insert(key.into(), value.into());
+        }
+        fn number(&mut self, key: &'static str, value: u64) {
+            self.0.insert(key.into(), value.into());
+        }
+        fn flag(&mut self, key: &'static str, value: bool) {
+            self.0.insert(key.into(), value.into());
+        }
+    }
+    let mut json = Json(serde_json::Map::new());
+    op.describe(&mut json);
+    json.0
 }
 
 /// `tcp`, `udp`, `icmp`, `icmpv6`, `arp`, another IP protocol number, or the ethertype

@@ -15,6 +15,7 @@ use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use gk_inspect::Protocol;
 use gk_policy::{Limits, RuleId};
 
 use crate::{Port, Reason};
@@ -158,7 +159,14 @@ pub struct FlowEntry {
     pub expires_at: u64,
     pub packets: u64,
     pub bytes: u64,
+    /// The industrial protocol whose messages are judged one by one, if any.
+    pub app: Option<Protocol>,
+    /// The inspection stream of a TCP conversation ([`NO_STREAM`] when it has none).
+    pub stream: u32,
 }
+
+/// `FlowEntry::stream` of a flow without a stream.
+pub const NO_STREAM: u32 = u32::MAX;
 
 impl FlowEntry {
     /// Whether a packet whose source is the key's `lo` side comes from the initiator.
@@ -187,6 +195,9 @@ pub struct FlowTable {
     hasher: RandomState,
     timeouts: Timeouts,
     sweep_cursor: usize,
+    /// Streams of removed entries, for the owner of the stream pool to take back
+    /// ([`FlowTable::take_released`]). Reserved: one per entry at most.
+    released: Vec<u32>,
 }
 
 /// Why an insert failed.
@@ -206,7 +217,13 @@ impl FlowTable {
             hasher: RandomState::new(),
             timeouts,
             sweep_cursor: 0,
+            released: Vec::with_capacity(capacity),
         }
+    }
+
+    /// The streams of entries removed since the last call (expired, replaced, removed).
+    pub fn take_released(&mut self) -> std::vec::Drain<'_, u32> {
+        self.released.drain(..)
     }
 
     pub fn capacity(&self) -> usize {
@@ -303,7 +320,11 @@ impl FlowTable {
     /// so that lookups never need tombstones.
     fn remove_at(&mut self, pos: usize) {
         let slot = self.index[pos];
-        self.slab[slot as usize] = None;
+        if let Some(entry) = self.slab[slot as usize].take() {
+            if entry.stream != NO_STREAM && self.released.len() < self.released.capacity() {
+                self.released.push(entry.stream);
+            }
+        }
         self.free.push(slot);
         let mut hole = pos;
         let mut next = (hole + 1) & self.mask;
@@ -385,6 +406,8 @@ mod test {
             expires_at: 0,
             packets: 0,
             bytes: 0,
+            app: None,
+            stream: NO_STREAM,
         }
     }
 

@@ -10,6 +10,7 @@ pub mod bridge;
 pub mod counters;
 pub mod event;
 pub mod flow;
+pub mod inspect;
 mod pipeline;
 pub mod port;
 #[doc(hidden)]
@@ -75,10 +76,38 @@ pub enum Reason {
     SpoofedReply,
     /// A frame larger than the receive buffer (truncated by the kernel).
     Oversize,
+    // Reasons to drop an industrial-protocol message (the event names the operation).
+    /// A unit, station or device address the rule does not list.
+    Unit,
+    /// A function, service, command or type the rule does not allow.
+    Function,
+    /// A data address outside the rule's ranges.
+    Address,
+    /// An object, class or property the rule does not allow.
+    Object,
+    /// A security setting below what the rule requires.
+    Security,
+    /// Every inspection stream is in use: a new inspected conversation is refused.
+    StreamTableFull,
+    /// A TCP segment of an inspected conversation that leaves a gap: it cannot be judged
+    /// before the bytes in front of it (the sender will retransmit them).
+    OutOfOrder,
+}
+
+impl From<gk_policy::Violation> for Reason {
+    fn from(v: gk_policy::Violation) -> Reason {
+        match v {
+            gk_policy::Violation::Unit => Reason::Unit,
+            gk_policy::Violation::Function => Reason::Function,
+            gk_policy::Violation::Address => Reason::Address,
+            gk_policy::Violation::Object => Reason::Object,
+            gk_policy::Violation::Security => Reason::Security,
+        }
+    }
 }
 
 impl Reason {
-    pub const ALL: [Reason; 15] = [
+    pub const ALL: [Reason; 22] = [
         Reason::Rule,
         Reason::Flow,
         Reason::Related,
@@ -94,6 +123,13 @@ impl Reason {
         Reason::TcpState,
         Reason::SpoofedReply,
         Reason::Oversize,
+        Reason::Unit,
+        Reason::Function,
+        Reason::Address,
+        Reason::Object,
+        Reason::Security,
+        Reason::StreamTableFull,
+        Reason::OutOfOrder,
     ];
 
     /// The stable code used in events and counters.
@@ -113,6 +149,13 @@ impl Reason {
             Reason::TcpState => "tcp-state",
             Reason::SpoofedReply => "spoofed-reply",
             Reason::Oversize => "oversize",
+            Reason::Unit => "unit",
+            Reason::Function => "function",
+            Reason::Address => "address",
+            Reason::Object => "object",
+            Reason::Security => "security",
+            Reason::StreamTableFull => "stream-table-full",
+            Reason::OutOfOrder => "out-of-order",
         }
     }
 
@@ -138,6 +181,13 @@ mod test {
     fn reason_index_matches_all() {
         for (i, r) in Reason::ALL.iter().enumerate() {
             assert_eq!(r.index(), i, "{r:?}");
+        }
+    }
+
+    #[test]
+    fn every_violation_has_a_reason_with_the_same_code() {
+        for v in gk_policy::Violation::ALL {
+            assert_eq!(Reason::from(v).code(), v.code());
         }
     }
 }

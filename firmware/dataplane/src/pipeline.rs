@@ -3,13 +3,22 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use gk_inspect::stream;
+use gk_inspect::{Dir, Malformed, Message, Op};
 use gk_packet::{dissect, tcp_flags, Frame, IpInfo, L3, L4};
-use gk_policy::{Action, FlowQuery, Mode, Policy, RuleId};
+use gk_policy::{Action, FlowQuery, Mode, OnDeny, Policy, RuleId};
 
 use crate::counters::Counters;
 use crate::event::{Admit, Event, EventSink, EventVerdict, RateLimiter};
-use crate::flow::{Endpoint, FlowEntry, FlowKey, FlowState, FlowTable, FlowVerdict, Timeouts};
+use crate::flow::{
+    Endpoint, FlowEntry, FlowHandle, FlowKey, FlowState, FlowTable, FlowVerdict, Timeouts,
+    NO_STREAM,
+};
+use crate::inspect::{self, InjectQueue, Injected, Segment, StreamPool};
 use crate::{Port, Reason};
+
+/// Frames the gatekeeper may build per batch (two per denied conversation).
+const INJECT_CAPACITY: usize = 128;
 
 /// The time of a packet: a monotonic clock for timeouts and rate limits, and the wall
 /// clock for events. Injected, so that replay runs on capture time.
@@ -27,6 +36,11 @@ pub struct Outcome {
     pub verdict: EventVerdict,
     pub rule: Option<RuleId>,
     pub reason: Reason,
+    /// The industrial-protocol operation that decided the frame, if one did: the first
+    /// message denied, else the last request judged.
+    pub op: Option<Op>,
+    /// Why the message was malformed, when that is the reason.
+    pub detail: Option<&'static str>,
 }
 
 /// The per-packet state machine. Owned by one thread; nothing in it locks.
@@ -34,9 +48,59 @@ pub struct Outcome {
 pub struct Pipeline<S> {
     policy: Arc<Policy>,
     flows: FlowTable,
+    streams: StreamPool,
+    injected: InjectQueue,
     counters: Arc<Counters>,
+    reporter: Reporter<S>,
+}
+
+/// Rate-limited event reporting, apart from the tables so that it can be used while a
+/// stream buffer is borrowed.
+#[derive(Debug)]
+struct Reporter<S> {
     limiter: RateLimiter,
     sink: S,
+}
+
+impl<S: EventSink> Reporter<S> {
+    /// Offer an event for this frame, through the rate limiter.
+    fn report(&mut self, counters: &Counters, seen: &Seen<'_, '_>, what: Report) {
+        let admitted =
+            self.limiter
+                .admit(what.rule, what.reason, seen.subject.src, seen.now.mono_ns);
+        let Admit::Yes { suppressed } = admitted else {
+            counters.events_suppressed.add(1);
+            return;
+        };
+        let event = build_event(seen, &what, suppressed);
+        if self.sink.offer(&event) {
+            counters.events_emitted.add(1);
+        } else {
+            counters.events_lost.add(1);
+        }
+    }
+}
+
+/// What an event says beyond the frame it is about.
+#[derive(Debug, Clone, Copy)]
+struct Report {
+    verdict: EventVerdict,
+    reason: Reason,
+    rule: Option<RuleId>,
+    op: Option<Op>,
+    detail: Option<&'static str>,
+}
+
+impl Report {
+    fn new(verdict: EventVerdict, reason: Reason, rule: Option<RuleId>) -> Report {
+        Report {
+            verdict,
+            reason,
+            rule,
+            op: None,
+            detail: None,
+        }
+    }
 }
 
 /// What the pipeline learned about the frame's addressing, for events.
@@ -134,16 +198,13 @@ pub fn describe(frame: &[u8], ingress: Port, now: Now, outcome: &Outcome) -> Eve
         Some(parsed) => Seen::parsed(frame, parsed, ingress, now),
         None => Seen::unparsed(frame, ingress, now),
     };
-    build_event(&seen, outcome.verdict, outcome.reason, outcome.rule, 0)
+    let mut what = Report::new(outcome.verdict, outcome.reason, outcome.rule);
+    what.op = outcome.op;
+    what.detail = outcome.detail;
+    build_event(&seen, &what, 0)
 }
 
-fn build_event(
-    seen: &Seen<'_, '_>,
-    verdict: EventVerdict,
-    reason: Reason,
-    rule: Option<RuleId>,
-    suppressed: u32,
-) -> Event {
+fn build_event(seen: &Seen<'_, '_>, what: &Report, suppressed: u32) -> Event {
     let frame = seen.frame;
     let mac = |range: std::ops::Range<usize>| {
         frame
@@ -160,9 +221,9 @@ fn build_event(
     let subject = seen.subject;
     Event {
         wall_ns: seen.now.wall_ns,
-        verdict,
-        rule,
-        reason,
+        verdict: what.verdict,
+        rule: what.rule,
+        reason: what.reason,
         port: seen.ingress,
         dst_mac: mac(0..6),
         src_mac: mac(6..12),
@@ -176,6 +237,8 @@ fn build_event(
         sport: subject.sport,
         dport: subject.dport,
         icmp_type: subject.icmp_type,
+        op: what.op,
+        detail: what.detail,
         suppressed,
     }
 }
@@ -187,13 +250,36 @@ impl<S: EventSink> Pipeline<S> {
         let limiter = RateLimiter::new(limits.events_per_second, limits.event_burst);
         let counters = Arc::new(Counters::new(&policy));
         counters.flow_capacity.set(flows.capacity() as u64);
+        // Streams are only needed when some rule inspects a TCP protocol.
+        let inspects_tcp = policy
+            .rules()
+            .iter()
+            .filter_map(|r| r.inspects())
+            .any(|p| !p.tcp_ports().is_empty());
+        let streams = if inspects_tcp {
+            StreamPool::new(limits.inspect_streams, limits.inspect_buffer)
+        } else {
+            StreamPool::new(0, limits.inspect_buffer)
+        };
+        counters.stream_capacity.set(streams.capacity() as u64);
         Pipeline {
             policy,
             flows,
+            streams,
+            injected: InjectQueue::new(INJECT_CAPACITY),
             counters,
-            limiter,
-            sink,
+            reporter: Reporter { limiter, sink },
         }
+    }
+
+    /// Frames the gatekeeper built (TCP resets, Modbus exceptions) since the last
+    /// [`Pipeline::clear_injected`], each with the port it must leave through.
+    pub fn injected(&self) -> &[Injected] {
+        self.injected.frames()
+    }
+
+    pub fn clear_injected(&mut self) {
+        self.injected.clear();
     }
 
     pub fn policy(&self) -> &Arc<Policy> {
@@ -205,14 +291,23 @@ impl<S: EventSink> Pipeline<S> {
     }
 
     pub fn sink_mut(&mut self) -> &mut S {
-        &mut self.sink
+        &mut self.reporter.sink
     }
 
     /// Expire a bounded number of idle flows. The forwarding loop calls this between
     /// batches, so that expiry cost is spread out.
     pub fn housekeeping(&mut self, now: Now, budget: usize) {
         self.flows.expire(now.mono_ns, budget);
+        self.reclaim_streams();
         self.counters.flows_active.set(self.flows.len() as u64);
+    }
+
+    /// Takes back the streams of flows the table removed.
+    fn reclaim_streams(&mut self) {
+        for id in self.flows.take_released() {
+            self.streams.release(id);
+        }
+        self.counters.streams_active.set(self.streams.len() as u64);
     }
 
     /// A frame the port could not receive whole (bigger than the receive buffer).
@@ -309,6 +404,7 @@ impl<S: EventSink> Pipeline<S> {
             if restarts {
                 // A fresh SYN reusing the ports of a finished connection: judge it anew.
                 self.flows.remove(handle);
+                self.reclaim_streams();
             } else {
                 let expected = if from_initiator {
                     entry.initiator_port
@@ -328,12 +424,10 @@ impl<S: EventSink> Pipeline<S> {
                         let c = self.counters.rule(rule);
                         c.packets.add(1);
                         c.bytes.add(frame.len() as u64);
-                        Outcome {
-                            forward: true,
-                            verdict: EventVerdict::Allow,
-                            rule: Some(rule),
-                            reason: Reason::Flow,
+                        if entry.app.is_some() {
+                            return self.inspect(seen, ip, handle, &entry, from_initiator, rule);
                         }
+                        flow_allowed(rule)
                     }
                     FlowVerdict::WouldDeny(rule, reason) => {
                         self.counters.would_drop[reason.index()].add(1);
@@ -342,6 +436,8 @@ impl<S: EventSink> Pipeline<S> {
                             verdict: EventVerdict::WouldDeny,
                             rule,
                             reason,
+                            op: None,
+                            detail: None,
                         }
                     }
                 };
@@ -392,36 +488,237 @@ impl<S: EventSink> Pipeline<S> {
                     if self.flows.insert(entry, now.mono_ns).is_ok() {
                         self.counters.flows_created.add(1);
                     }
+                    self.reclaim_streams();
                 }
                 return self.refuse(seen, reason, rule);
             }
         };
         // ICMP errors that quote no known conversation are judged alone; they open nothing.
         if !is_icmp_error {
-            let entry = new_entry(key, src_is_lo, ingress, tcp, FlowVerdict::Allowed(rule));
-            if self.flows.insert(entry, now.mono_ns).is_err() {
-                return self.refuse(seen, Reason::FlowTableFull, Some(rule));
+            let mut entry = new_entry(key, src_is_lo, ingress, tcp, FlowVerdict::Allowed(rule));
+            entry.app = decision.inspect;
+            if decision.inspect.is_some() && tcp.is_some() {
+                match self.alloc_stream(now) {
+                    Some(id) => entry.stream = id,
+                    None => return self.refuse(seen, Reason::StreamTableFull, Some(rule)),
+                }
             }
+            let inserted = self.flows.insert(entry, now.mono_ns);
+            self.reclaim_streams();
+            let Ok(handle) = inserted else {
+                if entry.stream != NO_STREAM {
+                    self.streams.release(entry.stream);
+                }
+                return self.refuse(seen, Reason::FlowTableFull, Some(rule));
+            };
             self.counters.flows_created.add(1);
+            let c = self.counters.rule(rule);
+            c.flows.add(1);
+            c.packets.add(1);
+            c.bytes.add(frame.len() as u64);
+            if entry.app.is_some() {
+                // The conversation's messages are judged (and reported) one by one,
+                // starting with any this packet carries (a UDP datagram, say).
+                return self.inspect(seen, ip, handle, &entry, true, rule);
+            }
+        } else {
+            let c = self.counters.rule(rule);
+            c.packets.add(1);
+            c.bytes.add(frame.len() as u64);
         }
-        let c = self.counters.rule(rule);
-        c.flows.add(1);
-        c.packets.add(1);
-        c.bytes.add(frame.len() as u64);
         let verdict = if decision.action == Action::Alert {
             EventVerdict::Alert
         } else {
             EventVerdict::Allow
         };
         if verdict == EventVerdict::Alert || self.policy.rule(rule).log {
-            self.report(seen, verdict, Reason::Rule, Some(rule));
+            let what = Report::new(verdict, Reason::Rule, Some(rule));
+            self.reporter.report(&self.counters, seen, what);
         }
         Outcome {
             forward: true,
             verdict,
             rule: Some(rule),
             reason: Reason::Rule,
+            op: None,
+            detail: None,
         }
+    }
+
+    /// A stream for a new inspected TCP conversation; when all are in use, the idle
+    /// ones are expired first (a bounded sweep).
+    fn alloc_stream(&mut self, now: Now) -> Option<u32> {
+        if let Some(id) = self.streams.alloc() {
+            return Some(id);
+        }
+        self.flows.expire(now.mono_ns, 1024);
+        self.reclaim_streams();
+        self.streams.alloc()
+    }
+
+    /// Judges the industrial-protocol messages that a packet of an inspected, allowed
+    /// conversation completes. `first` is the rule that opened the conversation.
+    fn inspect(
+        &mut self,
+        seen: &Seen<'_, '_>,
+        ip: &IpInfo<'_>,
+        handle: FlowHandle,
+        entry: &FlowEntry,
+        from_initiator: bool,
+        first: RuleId,
+    ) -> Outcome {
+        let Some(protocol) = entry.app else {
+            return flow_allowed(first);
+        };
+        let (src_port, dst_port, payload, tcp) = match ip.l4 {
+            L4::Tcp {
+                src_port,
+                dst_port,
+                seq,
+                flags,
+                payload,
+                ..
+            } => (src_port, dst_port, payload, Some((seq, flags))),
+            L4::Udp {
+                src_port,
+                dst_port,
+                payload,
+            } => (src_port, dst_port, payload, None),
+            _ => return flow_allowed(first),
+        };
+        let dir = if from_initiator {
+            Dir::Request
+        } else {
+            Dir::Response
+        };
+        let d = usize::from(!from_initiator);
+        // The packet as sent, and the same with the roles swapped.
+        let sent = FlowQuery {
+            src: ip.src,
+            dst: ip.dst,
+            protocol: ip.protocol,
+            src_port,
+            dst_port,
+            icmp_type: None,
+        };
+        let swapped = FlowQuery {
+            src: ip.dst,
+            dst: ip.src,
+            src_port: dst_port,
+            dst_port: src_port,
+            ..sent
+        };
+        let (forward, reverse) = if from_initiator {
+            (sent, swapped)
+        } else {
+            (swapped, sent)
+        };
+        let monitor = self.policy.mode() == Mode::Monitor;
+        let mut judge = Judge {
+            policy: &self.policy,
+            counters: &self.counters,
+            reporter: &mut self.reporter,
+            seen,
+            forward,
+            reverse,
+            first,
+            dir,
+            monitor,
+            denied: None,
+            last_op: None,
+            messages: 0,
+        };
+        let mut gap = false;
+        match tcp {
+            None => stream::datagram(protocol, payload, dir, &mut |m| judge.message(m)),
+            Some(_) if entry.stream == NO_STREAM => {}
+            Some((seq, flags)) => {
+                let (slot, buf) = self.streams.slot_and_buffer(entry.stream, d);
+                let mut data_seq = seq;
+                if flags & tcp_flags::SYN != 0 {
+                    data_seq = seq.wrapping_add(1);
+                    slot.next_seq[d] = data_seq;
+                    slot.synced[d] = true;
+                }
+                if !payload.is_empty() && !slot.lost[d] {
+                    if !slot.synced[d] {
+                        slot.next_seq[d] = data_seq;
+                        slot.synced[d] = true;
+                    }
+                    match new_bytes(slot.next_seq[d], data_seq, payload) {
+                        Bytes::Gap if monitor => {
+                            // Forwarded unjudged: the rest of this direction cannot be
+                            // followed. Said once.
+                            slot.lost[d] = true;
+                            judge.deny(Reason::OutOfOrder, Some(first), None, None);
+                        }
+                        Bytes::Gap => gap = true,
+                        Bytes::Seen => {}
+                        Bytes::New(data) => {
+                            slot.next_seq[d] = slot.next_seq[d].wrapping_add(data.len() as u32);
+                            slot.dirs[d].feed(protocol, buf, data, dir, &mut |m| judge.message(m));
+                        }
+                    }
+                }
+            }
+        }
+        let Judge {
+            denied, last_op, ..
+        } = judge;
+        if gap {
+            // Counted, not reported: a gap is TCP recovering from loss, and the sender
+            // retransmits what is missing; the segment is judged when it fits.
+            self.counters.dropped[Reason::OutOfOrder.index()].add(1);
+            return Outcome {
+                forward: false,
+                verdict: EventVerdict::Deny,
+                rule: Some(first),
+                reason: Reason::OutOfOrder,
+                op: None,
+                detail: None,
+            };
+        }
+        let Some(denied) = denied else {
+            return Outcome {
+                op: last_op,
+                ..flow_allowed(first)
+            };
+        };
+        if monitor {
+            return Outcome {
+                forward: true,
+                verdict: EventVerdict::WouldDeny,
+                rule: denied.rule,
+                reason: denied.reason,
+                op: denied.op,
+                detail: denied.detail,
+            };
+        }
+        if tcp.is_some() {
+            self.end_conversation(seen, handle, denied.rule.unwrap_or(first));
+        }
+        Outcome {
+            forward: false,
+            verdict: EventVerdict::Deny,
+            rule: denied.rule,
+            reason: denied.reason,
+            op: denied.op,
+            detail: denied.detail,
+        }
+    }
+
+    /// After a denied message: reset the TCP conversation towards both ends (its
+    /// rule's `on-deny`) and forget it, so that stragglers are refused (`tcp-state`).
+    fn end_conversation(&mut self, seen: &Seen<'_, '_>, handle: FlowHandle, rule: RuleId) {
+        let segment = seen.parsed.and_then(|p| Segment::of(seen.frame, p));
+        if let Some(segment) = segment {
+            // Modbus exceptions arrive in the next step; until then every rule resets.
+            let _ = self.policy.rule(rule).on_deny == OnDeny::ModbusException;
+            let built = inspect::resets(&mut self.injected, seen.ingress, &segment);
+            self.counters.injected.add(built as u64);
+        }
+        self.flows.remove(handle);
+        self.reclaim_streams();
     }
 
     /// Whether an ICMP error quotes a packet of a live conversation, is addressed to that
@@ -457,53 +754,168 @@ impl<S: EventSink> Pipeline<S> {
 
     /// Drop the frame (enforce) or forward it and say enforce would not have (monitor).
     fn refuse(&mut self, seen: &Seen<'_, '_>, reason: Reason, rule: Option<RuleId>) -> Outcome {
-        let monitor = self.policy.mode() == Mode::Monitor;
-        let verdict = if monitor {
-            self.counters.would_drop[reason.index()].add(1);
-            EventVerdict::WouldDeny
-        } else {
-            self.counters.dropped[reason.index()].add(1);
-            match (reason, rule) {
-                (Reason::NoRule, _) => self.counters.no_rule.add(1),
-                (Reason::DenyRule, Some(rule)) => {
-                    let c = self.counters.rule(rule);
-                    c.packets.add(1);
-                    c.bytes.add(seen.frame.len() as u64);
-                }
-                _ => {}
-            }
-            EventVerdict::Deny
-        };
-        self.report(seen, verdict, reason, rule);
+        let verdict = count_refusal(&self.policy, &self.counters, seen, reason, rule);
+        let what = Report::new(verdict, reason, rule);
+        self.reporter.report(&self.counters, seen, what);
         Outcome {
-            forward: monitor,
+            forward: verdict == EventVerdict::WouldDeny,
             verdict,
             rule,
             reason,
+            op: None,
+            detail: None,
+        }
+    }
+}
+
+/// Counts a refusal (a drop in enforce mode, a would-drop in monitor mode) and returns
+/// the verdict that reports it.
+fn count_refusal(
+    policy: &Policy,
+    counters: &Counters,
+    seen: &Seen<'_, '_>,
+    reason: Reason,
+    rule: Option<RuleId>,
+) -> EventVerdict {
+    if policy.mode() == Mode::Monitor {
+        counters.would_drop[reason.index()].add(1);
+        return EventVerdict::WouldDeny;
+    }
+    counters.dropped[reason.index()].add(1);
+    match (reason, rule) {
+        (Reason::NoRule, _) => counters.no_rule.add(1),
+        (Reason::DenyRule, Some(rule)) => {
+            let c = counters.rule(rule);
+            c.packets.add(1);
+            c.bytes.add(seen.frame.len() as u64);
+        }
+        _ => {}
+    }
+    EventVerdict::Deny
+}
+
+/// Where a segment's payload stands against the next sequence number expected.
+enum Bytes<'p> {
+    /// It starts beyond what was seen: bytes are missing in front of it.
+    Gap,
+    /// Every byte was seen before (a retransmission).
+    Seen,
+    /// These bytes are new (the tail of a partial retransmission, or all of it).
+    New(&'p [u8]),
+}
+
+fn new_bytes(next: u32, seq: u32, payload: &[u8]) -> Bytes<'_> {
+    // Sequence numbers compare within half the space (RFC 1982 serial arithmetic).
+    let ahead = seq.wrapping_sub(next) as i32;
+    if ahead > 0 {
+        return Bytes::Gap;
+    }
+    let seen = ahead.unsigned_abs() as usize;
+    match payload.get(seen..) {
+        Some(rest) if !rest.is_empty() => Bytes::New(rest),
+        _ => Bytes::Seen,
+    }
+}
+
+/// The first message denied in a packet.
+#[derive(Debug, Clone, Copy)]
+struct Denied {
+    rule: Option<RuleId>,
+    reason: Reason,
+    op: Option<Op>,
+    detail: Option<&'static str>,
+}
+
+/// Judges the messages of one packet against the policy and reports them.
+struct Judge<'j, 'a, 'f, S> {
+    policy: &'j Policy,
+    counters: &'j Counters,
+    reporter: &'j mut Reporter<S>,
+    seen: &'j Seen<'a, 'f>,
+    /// The conversation initiator to responder, and the other way round.
+    forward: FlowQuery,
+    reverse: FlowQuery,
+    first: RuleId,
+    dir: Dir,
+    monitor: bool,
+    denied: Option<Denied>,
+    last_op: Option<Op>,
+    messages: u32,
+}
+
+impl<S: EventSink> Judge<'_, '_, '_, S> {
+    fn message(&mut self, message: Result<Message<'_>, Malformed>) {
+        // In enforce mode the first denial ends the conversation: nothing after it counts.
+        if self.denied.is_some() && !self.monitor {
+            return;
+        }
+        self.messages += 1;
+        let msg = match message {
+            Ok(msg) => msg,
+            Err(e) => return self.deny(Reason::Malformed, Some(self.first), None, Some(e.what)),
+        };
+        // Answers and reports are not judged (their shape was checked by the parser).
+        if !msg.is_request() {
+            return;
+        }
+        let op = msg.op();
+        self.last_op = Some(op);
+        let decision = match self.dir {
+            Dir::Request => self.policy.judge_message(&self.forward, self.first, &msg),
+            // A request against the conversation: judged with the roles swapped.
+            Dir::Response => self.policy.judge_message(&self.reverse, RuleId(0), &msg),
+        };
+        match (decision.action, decision.rule) {
+            (Action::Allow | Action::Alert, Some(rule)) => {
+                self.counters.rule(rule).messages.add(1);
+                let alert = decision.action == Action::Alert;
+                if alert || self.policy.rule(rule).log {
+                    let verdict = if alert {
+                        EventVerdict::Alert
+                    } else {
+                        EventVerdict::Allow
+                    };
+                    let mut what = Report::new(verdict, Reason::Rule, Some(rule));
+                    what.op = Some(op);
+                    self.reporter.report(self.counters, self.seen, what);
+                }
+            }
+            (_, rule) => {
+                let reason = match (decision.violation, rule) {
+                    (Some(v), _) => Reason::from(v),
+                    (None, Some(_)) => Reason::DenyRule,
+                    (None, None) => Reason::NoRule,
+                };
+                self.deny(reason, rule, Some(op), None);
+            }
         }
     }
 
-    /// Offer an event for this frame, through the rate limiter.
-    fn report(
+    fn deny(
         &mut self,
-        seen: &Seen<'_, '_>,
-        verdict: EventVerdict,
         reason: Reason,
         rule: Option<RuleId>,
+        op: Option<Op>,
+        detail: Option<&'static str>,
     ) {
-        let admitted = self
-            .limiter
-            .admit(rule, reason, seen.subject.src, seen.now.mono_ns);
-        let Admit::Yes { suppressed } = admitted else {
-            self.counters.events_suppressed.add(1);
-            return;
-        };
-        let event = build_event(seen, verdict, reason, rule, suppressed);
-        if self.sink.offer(&event) {
-            self.counters.events_emitted.add(1);
-        } else {
-            self.counters.events_lost.add(1);
+        let verdict = count_refusal(self.policy, self.counters, self.seen, reason, rule);
+        if let Some(rule) = rule {
+            self.counters.rule(rule).messages_denied.add(1);
         }
+        let what = Report {
+            verdict,
+            reason,
+            rule,
+            op,
+            detail,
+        };
+        self.reporter.report(self.counters, self.seen, what);
+        self.denied.get_or_insert(Denied {
+            rule,
+            reason,
+            op,
+            detail,
+        });
     }
 }
 
@@ -513,6 +925,20 @@ fn allowed(reason: Reason) -> Outcome {
         verdict: EventVerdict::Allow,
         rule: None,
         reason,
+        op: None,
+        detail: None,
+    }
+}
+
+/// A packet of a conversation that `rule` allowed.
+fn flow_allowed(rule: RuleId) -> Outcome {
+    Outcome {
+        forward: true,
+        verdict: EventVerdict::Allow,
+        rule: Some(rule),
+        reason: Reason::Flow,
+        op: None,
+        detail: None,
     }
 }
 
@@ -549,6 +975,8 @@ fn new_entry(
         expires_at: 0,
         packets: 1,
         bytes: 0,
+        app: None,
+        stream: NO_STREAM,
     }
 }
 

@@ -65,6 +65,7 @@ impl FrameBuilder {
         self.ethernet(0x0806, &p)
     }
 
+    /// A TCP segment with sequence number 1000 and (with ACK) acknowledgement 2000.
     pub fn tcp(
         &self,
         src: IpAddr,
@@ -74,11 +75,28 @@ impl FrameBuilder {
         flags: u8,
         payload: &[u8],
     ) -> Vec<u8> {
+        let ack = if flags & flags::ACK != 0 { 2000 } else { 0 };
+        self.tcp_seq(src, sport, dst, dport, 1000, ack, flags, payload)
+    }
+
+    /// A TCP segment with the given sequence and acknowledgement numbers.
+    #[allow(clippy::too_many_arguments)]
+    pub fn tcp_seq(
+        &self,
+        src: IpAddr,
+        sport: u16,
+        dst: IpAddr,
+        dport: u16,
+        seq: u32,
+        ack: u32,
+        flags: u8,
+        payload: &[u8],
+    ) -> Vec<u8> {
         let mut seg = Vec::with_capacity(20 + payload.len());
         seg.extend_from_slice(&sport.to_be_bytes());
         seg.extend_from_slice(&dport.to_be_bytes());
-        seg.extend_from_slice(&1000u32.to_be_bytes());
-        seg.extend_from_slice(&(if flags & flags::ACK != 0 { 2000u32 } else { 0 }).to_be_bytes());
+        seg.extend_from_slice(&seq.to_be_bytes());
+        seg.extend_from_slice(&ack.to_be_bytes());
         seg.extend_from_slice(&[5 << 4, flags, 0xff, 0xff, 0, 0, 0, 0]);
         seg.extend_from_slice(payload);
         self.ip(src, dst, 6, seg, 16)

@@ -76,6 +76,17 @@ to = "plc"
 proto = "icmp"
 icmp = ["echo-request"]
 action = "alert"
+[[rule]]
+name = "hmi-reads"
+from = "hmi"
+to = "plc"
+proto = "modbus"
+ports = [1502]
+action = "allow"
+log = true
+[rule.modbus]
+preset = "read-only"
+addresses = ["0-99"]
 "#;
 
 fn run(mode: &str) -> u64 {
@@ -130,6 +141,36 @@ fn run(mode: &str) -> u64 {
         ));
         frames.push((bad.ethernet(0x88b8, &[0; 46]), Port::Plant));
         frames.push((vec![0u8; 20], Port::Asset));
+        // An inspected Modbus conversation: an allowed read (logged) split across two
+        // segments, its answer, then a denied write that resets the connection.
+        let (hmi_ip, plc_ip, sport) = (ip("10.10.0.21"), ip("10.10.0.10"), 20000 + n);
+        let read = [0, 1, 0, 0, 0, 6, 1, 3, 0, 0, 0, 2];
+        let answer = [0, 1, 0, 0, 0, 7, 1, 3, 4, 0, 1, 0, 2];
+        let write = [0, 2, 0, 0, 0, 6, 1, 6, 0, 5, 0, 1];
+        frames.push((
+            hmi.tcp_seq(hmi_ip, sport, plc_ip, 1502, 99, 0, SYN, b""),
+            Port::Plant,
+        ));
+        frames.push((
+            plc.tcp_seq(plc_ip, 1502, hmi_ip, sport, 499, 100, SYN | ACK, b""),
+            Port::Asset,
+        ));
+        frames.push((
+            hmi.tcp_seq(hmi_ip, sport, plc_ip, 1502, 100, 500, ACK, &read[..5]),
+            Port::Plant,
+        ));
+        frames.push((
+            hmi.tcp_seq(hmi_ip, sport, plc_ip, 1502, 105, 500, ACK, &read[5..]),
+            Port::Plant,
+        ));
+        frames.push((
+            plc.tcp_seq(plc_ip, 1502, hmi_ip, sport, 500, 112, ACK, &answer),
+            Port::Asset,
+        ));
+        frames.push((
+            hmi.tcp_seq(hmi_ip, sport, plc_ip, 1502, 112, 513, ACK, &write),
+            Port::Plant,
+        ));
     }
 
     let mut t = 1_000_000_000u64;
@@ -141,6 +182,7 @@ fn run(mode: &str) -> u64 {
                 wall_ns: t as i64,
             };
             std::hint::black_box(pipeline.process(frame, *port, now));
+            pipeline.clear_injected();
             pipeline.housekeeping(now, 8);
         }
     };
@@ -157,6 +199,15 @@ fn run(mode: &str) -> u64 {
         emitted > 10,
         "the run raised events ({emitted}), so the event path was exercised"
     );
+    let c = pipeline.counters();
+    let read_rule = c.rules.last().unwrap();
+    assert!(
+        read_rule.messages.get() >= 100 && read_rule.messages_denied.get() >= 100,
+        "Modbus messages were judged both ways"
+    );
+    if mode == "enforce" {
+        assert!(c.injected.get() >= 200, "resets were built");
+    }
     allocations
 }
 

@@ -224,6 +224,8 @@ fn replay(
             wall_ns: *wall_ns,
         };
         let outcome = pipeline.process(frame, ingress, now);
+        let resets = pipeline.injected().len();
+        pipeline.clear_injected();
         // Expire at capture time, as the daemon would between batches.
         pipeline.housekeeping(now, 16);
         *tally
@@ -233,7 +235,11 @@ fn replay(
         if json {
             writeln!(out, "{}", formatter.to_json(&event))?;
         } else {
-            writeln!(out, "{}", text_line(index + 1, &policy, &event, &outcome))?;
+            let mut line = text_line(index + 1, &policy, &event, &outcome);
+            if resets > 0 {
+                line.push_str(" (connection reset both ways)");
+            }
+            writeln!(out, "{line}")?;
         }
     }
     write_summary(&mut out, &policy, &tally, frames.len(), json)?;
@@ -268,8 +274,13 @@ fn text_line(
         .unwrap_or_default();
     let vlan = event.vlan.map(|v| format!(" vlan {v}")).unwrap_or_default();
     let rule = outcome.rule.map_or("-", |r| policy.rule(r).name.as_str());
+    let op = outcome.op.map(|op| format!("  {op}")).unwrap_or_default();
+    let detail = outcome
+        .detail
+        .map(|d| format!(" ({d})"))
+        .unwrap_or_default();
     format!(
-        "{number:>6} {:<5} {:<10} {:<24} {:<16} {src} -> {dst} {proto}{icmp}{vlan}",
+        "{number:>6} {:<5} {:<10} {:<24} {:<16} {src} -> {dst} {proto}{icmp}{vlan}{op}{detail}",
         event.port.name(),
         verdict_word(outcome.verdict),
         rule,

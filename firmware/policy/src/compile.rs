@@ -13,8 +13,8 @@ use crate::diag::{Diags, PolicyError};
 use crate::names::{self, ETHERTYPES, VLAN_TPIDS};
 use crate::raw::{items, Items, RawAction, RawMode, RawPolicy, RawRule, Scalar};
 use crate::{
-    Action, Diagnostic, Host, IcmpTypes, Limits, Mode, Peer, PinV4, PinV6, Policy, Ports, Proto,
-    Rule, SCHEMA,
+    Action, Diagnostic, Host, IcmpTypes, Limits, Mode, OnDeny, Peer, PinV4, PinV6, Policy, Ports,
+    Proto, Protocol, Rule, SCHEMA,
 };
 
 /// `RuleId` is a u16.
@@ -350,6 +350,14 @@ impl Compiler<'_, '_> {
             let proto = self.proto(&label, r.proto.as_ref());
             let ports = self.ports(&label, proto, r.ports.as_ref());
             let icmp = self.icmp(&label, proto, r.icmp.as_ref());
+            let app = match proto {
+                Proto::App(protocol) => Some(crate::app::compile(self.d, &label, protocol, r)),
+                other => {
+                    crate::app::stray_sections(self.d, &label, &other.to_string(), r);
+                    None
+                }
+            };
+            let on_deny = self.on_deny(&label, proto, r.on_deny.as_ref());
             let action = match r.action {
                 None => {
                     self.d.error(
@@ -379,10 +387,40 @@ impl Compiler<'_, '_> {
                 proto,
                 ports,
                 icmp,
+                app,
+                on_deny,
                 line,
             });
         }
         rules
+    }
+
+    fn on_deny(&mut self, label: &str, proto: Proto, field: Option<&Spanned<String>>) -> OnDeny {
+        let Some(field) = field else {
+            return OnDeny::Reset;
+        };
+        match (field.get_ref().as_str(), proto) {
+            ("reset", Proto::App(_)) => OnDeny::Reset,
+            ("modbus-exception", Proto::App(Protocol::Modbus)) => OnDeny::ModbusException,
+            ("reset" | "modbus-exception", _) => {
+                self.d.error(
+                    &field.span(),
+                    format!(
+                        "{label}: on-deny = {:?} needs proto = \"modbus\"{} (this rule has {proto})",
+                        field.get_ref(),
+                        if field.get_ref() == "reset" { " or another industrial protocol" } else { "" }
+                    ),
+                );
+                OnDeny::Reset
+            }
+            (other, _) => {
+                self.d.error(
+                    &field.span(),
+                    format!("{label}: unknown on-deny {other:?} (reset, modbus-exception)"),
+                );
+                OnDeny::Reset
+            }
+        }
     }
 
     fn peer(
@@ -460,26 +498,37 @@ impl Compiler<'_, '_> {
                 "udp" => Some(Proto::Udp),
                 "icmp" => Some(Proto::Icmp),
                 "icmpv6" => Some(Proto::Icmpv6),
-                _ => None,
+                name => Protocol::from_name(name).map(Proto::App),
             },
             Scalar::Int(n) => u8::try_from(*n).ok().map(Proto::from_number),
         };
         proto.unwrap_or_else(|| {
             let p = field.get_ref();
-            self.d.error(&field.span(), format!("{label}: unknown proto {p} (tcp, udp, icmp, icmpv6, any, or a protocol number 0-255)"));
+            let apps: Vec<&str> = Protocol::ALL.iter().map(|p| p.name()).collect();
+            self.d.error(&field.span(), format!("{label}: unknown proto {p} (tcp, udp, icmp, icmpv6, any, {}, or a protocol number 0-255)", apps.join(", ")));
             Proto::Any
         })
     }
 
     fn ports(&mut self, label: &str, proto: Proto, field: Option<&Spanned<Items>>) -> Ports {
         let Some(field) = field else {
-            return Ports::all();
+            return match proto {
+                // An industrial protocol's well-known ports, on whichever transports it uses.
+                Proto::App(p) => Ports::new(
+                    p.tcp_ports()
+                        .iter()
+                        .chain(p.udp_ports())
+                        .map(|&n| (n, n))
+                        .collect(),
+                ),
+                _ => Ports::all(),
+            };
         };
-        if !matches!(proto, Proto::Tcp | Proto::Udp) {
+        if !matches!(proto, Proto::Tcp | Proto::Udp | Proto::App(_)) {
             self.d.error(
                 &field.span(),
                 format!(
-                    "{label}: `ports` needs proto = \"tcp\" or \"udp\" (this rule has {proto})"
+                    "{label}: `ports` needs proto = \"tcp\", \"udp\" or an industrial protocol (this rule has {proto})"
                 ),
             );
             return Ports::all();
@@ -698,6 +747,22 @@ impl Compiler<'_, '_> {
                 100_000,
                 20,
             ) as u32,
+            inspect_streams: int(
+                d,
+                raw.inspection.as_ref().and_then(|i| i.streams.as_ref()),
+                "inspection.streams",
+                16,
+                65536,
+                def.inspect_streams as i64,
+            ) as usize,
+            inspect_buffer: int(
+                d,
+                raw.inspection.as_ref().and_then(|i| i.buffer.as_ref()),
+                "inspection.buffer",
+                gk_inspect::stream::MIN_BUFFER as i64,
+                65536,
+                def.inspect_buffer as i64,
+            ) as usize,
         }
     }
 
@@ -749,12 +814,30 @@ fn shadows(earlier: &Rule, later: &Rule) -> bool {
                     .iter()
                     .all(|n| a.nets().iter().any(|m| m.contains(n))))
     };
-    covers(&earlier.from, &later.from)
-        && covers(&earlier.to, &later.to)
-        && (earlier.proto == Proto::Any
-            || (earlier.proto == later.proto
+    let l4 = match (earlier.proto, later.proto) {
+        (Proto::Any, _) => true,
+        // A protocol rule never shadows a plain one: the plain rule still decides what
+        // the protocol rule does not take.
+        (Proto::App(_), p) if !matches!(p, Proto::App(_)) => false,
+        (Proto::App(a), Proto::App(b)) => {
+            a == b
                 && earlier.ports.covers(&later.ports)
-                && earlier.icmp.covers(&later.icmp)))
+                && match (&earlier.app, &later.app) {
+                    (Some(x), Some(y)) => x.covers(y),
+                    _ => false,
+                }
+        }
+        // A plain TCP (UDP) rule takes every conversation of a protocol rule that runs
+        // only on TCP (UDP) on ports it covers.
+        (Proto::Tcp, Proto::App(p)) => {
+            p.udp_ports().is_empty() && earlier.ports.covers(&later.ports)
+        }
+        (Proto::Udp, Proto::App(p)) => {
+            p.tcp_ports().is_empty() && earlier.ports.covers(&later.ports)
+        }
+        (a, b) => a == b && earlier.ports.covers(&later.ports) && earlier.icmp.covers(&later.icmp),
+    };
+    covers(&earlier.from, &later.from) && covers(&earlier.to, &later.to) && l4
 }
 
 fn overlap(a: &IpNet, b: &IpNet) -> bool {

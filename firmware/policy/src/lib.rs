@@ -11,6 +11,7 @@
 //!
 //! The file format is documented in `config/README.md`.
 
+pub mod app;
 mod compile;
 mod diag;
 mod names;
@@ -23,7 +24,9 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
+pub use app::{AppRule, OnDeny, Ranges, Violation};
 pub use diag::{Diagnostic, PolicyError, Severity};
+pub use gk_inspect::{Message, Protocol};
 use gk_packet::{EtherType, IpProtocol, MacAddr};
 pub use ipnet::IpNet;
 
@@ -98,13 +101,17 @@ pub enum Proto {
     Icmpv6,
     /// Another IP protocol, by number (`proto = 112` for VRRP, say).
     Other(u8),
+    /// An industrial protocol on its transport (TCP, UDP or both): the rule's
+    /// `[rule.<protocol>]` section judges each message.
+    App(Protocol),
 }
 
 impl Proto {
-    /// The IP protocol number, `None` for any.
+    /// The IP protocol number, `None` for any (and for industrial protocols, which may
+    /// run on more than one).
     pub fn number(self) -> Option<u8> {
         match self {
-            Proto::Any => None,
+            Proto::Any | Proto::App(_) => None,
             Proto::Tcp => Some(6),
             Proto::Udp => Some(17),
             Proto::Icmp => Some(1),
@@ -142,6 +149,7 @@ impl fmt::Display for Proto {
             Proto::Icmp => f.write_str("icmp"),
             Proto::Icmpv6 => f.write_str("icmpv6"),
             Proto::Other(n) => write!(f, "proto {n}"),
+            Proto::App(p) => f.write_str(p.name()),
         }
     }
 }
@@ -340,6 +348,10 @@ pub struct Rule {
     pub ports: Ports,
     /// ICMP types; all types unless proto is icmp or icmpv6 with `icmp` set.
     pub icmp: IcmpTypes,
+    /// The protocol section of an industrial-protocol rule (`proto = "modbus"`).
+    pub app: Option<AppRule>,
+    /// What a denied message does to its TCP conversation.
+    pub on_deny: OnDeny,
     /// 1-based line of the rule's `[[rule]]` header.
     pub line: usize,
 }
@@ -363,8 +375,21 @@ impl Rule {
                 self.proto.number() == Some(proto) && self.icmp.matches(q.icmp_type)
             }
             Proto::Other(n) => n == proto,
+            Proto::App(p) => {
+                let transport = match proto {
+                    6 => !p.tcp_ports().is_empty(),
+                    17 => !p.udp_ports().is_empty(),
+                    _ => false,
+                };
+                transport && self.ports.contains(q.dst_port)
+            }
         };
         l4 && self.to.contains(q.dst) && self.from.contains(q.src)
+    }
+
+    /// Whether this rule judges messages (it has a protocol section).
+    pub fn inspects(&self) -> Option<Protocol> {
+        self.app.as_ref().map(AppRule::protocol)
     }
 }
 
@@ -391,6 +416,12 @@ impl fmt::Display for Rule {
         write!(f, " {}", self.action)?;
         if self.log {
             f.write_str(" log")?;
+        }
+        if let Some(app) = &self.app {
+            write!(f, " [{app}]")?;
+            if self.on_deny != OnDeny::Reset {
+                write!(f, " on-deny {}", self.on_deny.as_str())?;
+            }
         }
         Ok(())
     }
@@ -426,6 +457,22 @@ pub struct Decision {
     /// `None` when no rule matched; the action is then `Deny`.
     pub rule: Option<RuleId>,
     pub action: Action,
+    /// The conversation's messages are judged one by one, with this protocol, starting
+    /// from `rule` (see [`Policy::judge_message`]); `action` then says whether any rule
+    /// could allow a message at all.
+    pub inspect: Option<Protocol>,
+}
+
+/// The verdict on one message of an inspected conversation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MessageDecision {
+    /// The rule that allowed or denied it; for a message no rule allowed, the first
+    /// rule that could have (its `violation` says why it did not); `None` when no
+    /// protocol rule applied at all.
+    pub rule: Option<RuleId>,
+    pub action: Action,
+    /// Set when no rule took the message: what put it outside `rule`.
+    pub violation: Option<Violation>,
 }
 
 /// Sizes and timeouts the data plane reserves and applies (`[flows]`, `[events]`).
@@ -441,6 +488,10 @@ pub struct Limits {
     /// Events per second per (rule, source) key.
     pub events_per_second: u32,
     pub event_burst: u32,
+    /// Inspected TCP conversations that can be followed at once (`[inspection]`).
+    pub inspect_streams: usize,
+    /// Reassembly buffer per direction of an inspected conversation, in bytes.
+    pub inspect_buffer: usize,
 }
 
 impl Default for Limits {
@@ -456,6 +507,8 @@ impl Default for Limits {
             other_timeout: Duration::from_secs(60),
             events_per_second: 10,
             event_burst: 20,
+            inspect_streams: 1024,
+            inspect_buffer: 4096,
         }
     }
 }
@@ -576,20 +629,104 @@ impl Policy {
     }
 
     /// Judges a new conversation: the first rule in file order that matches, else deny.
+    ///
+    /// When that rule has a protocol section, the conversation is inspected: it opens
+    /// if any rule that could judge its messages (see [`Policy::judge_message`]) allows
+    /// something, and each message is then judged on its own.
     #[inline]
     pub fn evaluate(&self, q: &FlowQuery) -> Decision {
         let proto = u8::from(q.protocol);
-        match self.rules.iter().position(|r| r.matches_proto(q, proto)) {
-            // Rule count is bounded by u16 at compile time.
-            Some(i) => Decision {
-                rule: Some(RuleId(i as u16)),
-                action: self.rules[i].action,
-            },
-            None => Decision {
+        let Some(i) = self.rules.iter().position(|r| r.matches_proto(q, proto)) else {
+            return Decision {
                 rule: None,
                 action: Action::Deny,
-            },
+                inspect: None,
+            };
+        };
+        // Rule count is bounded by u16 at compile time.
+        let id = RuleId(i as u16);
+        let Some(protocol) = self.rules[i].inspects() else {
+            return Decision {
+                rule: Some(id),
+                action: self.rules[i].action,
+                inspect: None,
+            };
+        };
+        let permits = self
+            .message_rules(q, i, protocol)
+            .any(|(_, r)| r.action.permits());
+        Decision {
+            rule: Some(id),
+            action: if permits { Action::Allow } else { Action::Deny },
+            inspect: Some(protocol),
         }
+    }
+
+    /// Judges one message of a conversation that [`Policy::evaluate`] opened for
+    /// inspection at rule `first`. The rules that match the conversation, from `first`
+    /// on, are tried in file order: the first protocol rule (of the message's protocol)
+    /// whose section takes the message decides; a plain rule (no section) that matches
+    /// the conversation decides every message that reaches it; past all of them the
+    /// message is denied.
+    ///
+    /// A request that travels against its conversation (a BACnet device answering with
+    /// a request of its own) is judged with `q` reversed and `first` = `RuleId(0)`.
+    #[inline]
+    pub fn judge_message(
+        &self,
+        q: &FlowQuery,
+        first: RuleId,
+        msg: &Message<'_>,
+    ) -> MessageDecision {
+        let mut closest: Option<(RuleId, Violation)> = None;
+        for (i, r) in self.message_rules(q, usize::from(first.0), msg.protocol()) {
+            let id = RuleId(i as u16);
+            let verdict = match &r.app {
+                None => Ok(()),
+                Some(app) => app.check(msg),
+            };
+            match verdict {
+                Ok(()) => {
+                    return MessageDecision {
+                        rule: Some(id),
+                        action: r.action,
+                        violation: None,
+                    }
+                }
+                Err(v) => {
+                    closest.get_or_insert((id, v));
+                }
+            }
+        }
+        MessageDecision {
+            rule: closest.map(|(id, _)| id),
+            action: Action::Deny,
+            violation: closest.map(|(_, v)| v),
+        }
+    }
+
+    /// The rules that can judge messages of `protocol` in the conversation `q`, from
+    /// rule `from` on: matching protocol rules of that protocol, up to and including the
+    /// first matching plain rule.
+    fn message_rules<'p>(
+        &'p self,
+        q: &'p FlowQuery,
+        from: usize,
+        protocol: Protocol,
+    ) -> impl Iterator<Item = (usize, &'p Rule)> + 'p {
+        let proto = u8::from(q.protocol);
+        let mut done = false;
+        self.rules
+            .iter()
+            .enumerate()
+            .skip(from)
+            .filter(move |(_, r)| r.matches_proto(q, proto))
+            .filter(move |(_, r)| r.inspects().is_none_or(|p| p == protocol))
+            .take_while(move |(_, r)| {
+                let go = !done;
+                done |= r.app.is_none();
+                go
+            })
     }
 
     /// A few human lines: name, mode, L2, hosts, rules, limits (for `gkctl lint`).

@@ -14,6 +14,7 @@ use serde_spanned::Spanned;
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(crate) struct RawPolicy {
     pub schema: Spanned<i64>,
+    pub inspection: Option<RawInspection>,
     pub gatekeeper: RawGatekeeper,
     pub l2: Option<RawL2>,
     #[serde(default)]
@@ -65,6 +66,17 @@ pub(crate) struct RawRule {
     pub icmp: Option<Spanned<Items>>,
     pub action: Option<RawAction>,
     pub log: Option<Spanned<bool>>,
+    /// What happens to a TCP conversation when a message in it is denied.
+    pub on_deny: Option<Spanned<String>>,
+    // Protocol sections: at most the one that `proto` names.
+    pub modbus: Option<Spanned<crate::app::modbus::Raw>>,
+    pub dnp3: Option<Spanned<crate::app::dnp3::Raw>>,
+    pub enip: Option<Spanned<crate::app::enip::Raw>>,
+    pub enip_io: Option<Spanned<crate::app::enip::RawIo>>,
+    pub s7: Option<Spanned<crate::app::s7::Raw>>,
+    pub iec104: Option<Spanned<crate::app::iec104::Raw>>,
+    pub opcua: Option<Spanned<crate::app::opcua::Raw>>,
+    pub bacnet: Option<Spanned<crate::app::bacnet::Raw>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -85,6 +97,13 @@ pub(crate) struct RawFlows {
     pub udp_timeout: Option<Spanned<i64>>,
     pub icmp_timeout: Option<Spanned<i64>>,
     pub other_timeout: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawInspection {
+    pub streams: Option<Spanned<i64>>,
+    pub buffer: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -132,7 +132,8 @@ fn the_contract_example_compiles_and_judges() {
         d,
         Decision {
             rule: Some(RuleId(0)),
-            action: Action::Allow
+            action: Action::Allow,
+            inspect: None,
         }
     );
     assert_eq!(
@@ -462,11 +463,11 @@ fn port_errors() {
     );
     assert_eq!(
         errors(&rule("[502]", "icmp")),
-        ["t.toml:10:9: error: rule \"r\": `ports` needs proto = \"tcp\" or \"udp\" (this rule has icmp)"]
+        ["t.toml:10:9: error: rule \"r\": `ports` needs proto = \"tcp\", \"udp\" or an industrial protocol (this rule has icmp)"]
     );
     assert_eq!(
         errors(&rule("[]", "any")),
-        ["t.toml:10:9: error: rule \"r\": `ports` needs proto = \"tcp\" or \"udp\" (this rule has any)"]
+        ["t.toml:10:9: error: rule \"r\": `ports` needs proto = \"tcp\", \"udp\" or an industrial protocol (this rule has any)"]
     );
     assert_eq!(
         errors(&rule("[]", "tcp")),
@@ -551,7 +552,7 @@ fn proto_names_and_numbers() {
     );
     assert_eq!(p.evaluate(&tcp("10.0.0.1", "10.0.0.2", 503)).rule, None);
     let e = errors("[[rule]]\nname = \"r\"\nfrom = \"any\"\nto = \"any\"\nproto = \"sctp\"\naction = \"allow\"\n");
-    assert_eq!(e, ["t.toml:9:9: error: rule \"r\": unknown proto \"sctp\" (tcp, udp, icmp, icmpv6, any, or a protocol number 0-255)"]);
+    assert_eq!(e, ["t.toml:9:9: error: rule \"r\": unknown proto \"sctp\" (tcp, udp, icmp, icmpv6, any, modbus, dnp3, enip, enip-io, s7, iec104, opcua, bacnet, or a protocol number 0-255)"]);
     let e = errors(
         "[[rule]]\nname = \"r\"\nfrom = \"any\"\nto = \"any\"\nproto = 256\naction = \"allow\"\n",
     );

@@ -1,0 +1,482 @@
+//! Industrial-protocol inspection in the pipeline, on crafted TCP conversations:
+//! per-message verdicts, reassembly across segments, several messages per segment,
+//! resets towards both ends, monitor mode, malformed messages, out-of-order segments,
+//! and the stream table's bound.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use gk_dataplane::testing::{flags::*, FrameBuilder};
+use gk_dataplane::{Event, EventVerdict, Now, Outcome, Pipeline, Port, Reason};
+use gk_inspect::modbus::{Function, RequestBody, RequestRepr, MAX_ADU};
+use gk_inspect::Op;
+use gk_packet::{dissect, L3, L4};
+use gk_policy::Policy;
+
+const HMI_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x21];
+const ENG_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x31];
+const PLC_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x10];
+const PLC: &str = "10.10.0.10";
+const HMI: &str = "10.10.0.21";
+const ENG: &str = "10.10.0.31";
+
+fn policy(mode: &str, extra: &str) -> String {
+    format!(
+        r#"
+schema = 1
+[gatekeeper]
+name = "inspect"
+mode = "{mode}"
+[inspection]
+streams = 16
+buffer = 1024
+[hosts.plc]
+ip = "{PLC}"
+[hosts.hmi]
+ip = "{HMI}"
+[hosts.eng]
+ip = "{ENG}"
+[[rule]]
+name = "hmi-reads"
+from = "hmi"
+to = "plc"
+proto = "modbus"
+action = "allow"
+[rule.modbus]
+units = [1]
+functions = ["read-holding-registers", "read-input-registers"]
+addresses = ["0-999"]
+[[rule]]
+name = "eng-writes"
+from = "eng"
+to = "plc"
+proto = "modbus"
+action = "allow"
+log = true
+[rule.modbus]
+units = [1]
+functions = ["write-single-register", "write-multiple-registers"]
+addresses = ["100-199"]
+[[rule]]
+name = "eng-no-diagnostics"
+from = "eng"
+to = "plc"
+proto = "modbus"
+action = "deny"
+[rule.modbus]
+functions = ["diagnostics"]
+[[rule]]
+name = "eng-reads"
+from = "eng"
+to = "plc"
+proto = "modbus"
+action = "alert"
+[rule.modbus]
+preset = "read-only"
+{extra}
+"#
+    )
+}
+
+struct Harness {
+    pipeline: Pipeline<Vec<Event>>,
+    t: u64,
+}
+
+impl Harness {
+    fn new(text: &str) -> Self {
+        let (policy, warnings) = Policy::from_toml(text, "inspect.toml").expect("valid policy");
+        assert!(warnings.is_empty(), "{warnings:?}");
+        Harness {
+            pipeline: Pipeline::new(Arc::new(policy), Vec::new()),
+            t: 1_000_000_000,
+        }
+    }
+
+    fn send(&mut self, frame: &[u8], port: Port) -> Outcome {
+        self.t += 1_000_000;
+        self.pipeline.process(
+            frame,
+            port,
+            Now {
+                mono_ns: self.t,
+                wall_ns: 1_700_000_000_000_000_000,
+            },
+        )
+    }
+
+    fn events(&mut self) -> Vec<Event> {
+        std::mem::take(self.pipeline.sink_mut())
+    }
+
+    /// The frames built since the last call, as (port, frame).
+    fn injected(&mut self) -> Vec<(Port, Vec<u8>)> {
+        let out = self
+            .pipeline
+            .injected()
+            .iter()
+            .map(|f| (f.port, f.frame().to_vec()))
+            .collect();
+        self.pipeline.clear_injected();
+        out
+    }
+}
+
+/// One TCP conversation from a plant-side client to the PLC, with its sequence numbers.
+struct Conv {
+    client: FrameBuilder,
+    server: FrameBuilder,
+    client_ip: IpAddr,
+    sport: u16,
+    c_seq: u32,
+    s_seq: u32,
+}
+
+impl Conv {
+    fn open(h: &mut Harness, client_mac: [u8; 6], client_ip: &str, sport: u16) -> Conv {
+        let c = Conv {
+            client: FrameBuilder::new(client_mac, PLC_MAC),
+            server: FrameBuilder::new(PLC_MAC, client_mac),
+            client_ip: client_ip.parse().unwrap(),
+            sport,
+            c_seq: 100,
+            s_seq: 5000,
+        };
+        let plc: IpAddr = PLC.parse().unwrap();
+        let syn = c
+            .client
+            .tcp_seq(c.client_ip, sport, plc, 502, 99, 0, SYN, b"");
+        assert!(h.send(&syn, Port::Plant).forward, "SYN");
+        let synack = c
+            .server
+            .tcp_seq(plc, 502, c.client_ip, sport, 4999, 100, SYN | ACK, b"");
+        assert!(h.send(&synack, Port::Asset).forward, "SYN+ACK");
+        let ack = c
+            .client
+            .tcp_seq(c.client_ip, sport, plc, 502, 100, 5000, ACK, b"");
+        assert!(h.send(&ack, Port::Plant).forward, "ACK");
+        c
+    }
+
+    fn client_frame(&self, seq: u32, payload: &[u8]) -> Vec<u8> {
+        let plc: IpAddr = PLC.parse().unwrap();
+        self.client.tcp_seq(
+            self.client_ip,
+            self.sport,
+            plc,
+            502,
+            seq,
+            self.s_seq,
+            ACK | PSH,
+            payload,
+        )
+    }
+
+    fn client(&mut self, h: &mut Harness, payload: &[u8]) -> Outcome {
+        let frame = self.client_frame(self.c_seq, payload);
+        self.c_seq += payload.len() as u32;
+        h.send(&frame, Port::Plant)
+    }
+
+    fn server(&mut self, h: &mut Harness, payload: &[u8]) -> Outcome {
+        let plc: IpAddr = PLC.parse().unwrap();
+        let frame = self.server.tcp_seq(
+            plc,
+            502,
+            self.client_ip,
+            self.sport,
+            self.s_seq,
+            self.c_seq,
+            ACK | PSH,
+            payload,
+        );
+        self.s_seq += payload.len() as u32;
+        h.send(&frame, Port::Asset)
+    }
+}
+
+fn adu(tid: u16, unit: u8, body: RequestBody<'_>) -> Vec<u8> {
+    let mut out = [0u8; MAX_ADU];
+    let n = RequestRepr {
+        transaction_id: tid,
+        unit,
+        body,
+    }
+    .emit(&mut out)
+    .unwrap();
+    out[..n].to_vec()
+}
+
+fn read(tid: u16, unit: u8, start: u16, count: u16) -> Vec<u8> {
+    let function = Function::ReadHoldingRegisters;
+    adu(
+        tid,
+        unit,
+        RequestBody::Read {
+            function,
+            start,
+            count,
+        },
+    )
+}
+
+fn write(tid: u16, address: u16) -> Vec<u8> {
+    adu(tid, 1, RequestBody::WriteRegister { address, value: 7 })
+}
+
+fn modbus_op(e: &Event) -> gk_inspect::modbus::Op {
+    match e.op {
+        Some(Op::Modbus(op)) => op,
+        other => panic!("expected a Modbus operation, got {other:?}"),
+    }
+}
+
+#[test]
+fn allowed_reads_and_their_answers_pass() {
+    let mut h = Harness::new(&policy("enforce", ""));
+    let mut c = Conv::open(&mut h, HMI_MAC, HMI, 40000);
+    let out = c.client(&mut h, &read(1, 1, 0, 10));
+    assert!(out.forward);
+    assert_eq!(out.reason, Reason::Flow);
+    assert!(matches!(out.op, Some(Op::Modbus(op)) if op.function == 3 && op.address == Some(0)));
+    let answer = [0, 1, 0, 0, 0, 7, 1, 3, 4, 0, 1, 0, 2];
+    assert!(c.server(&mut h, &answer).forward, "the answer");
+    assert!(h.events().is_empty(), "hmi-reads does not log");
+    assert!(h.injected().is_empty());
+}
+
+#[test]
+fn a_denied_write_is_dropped_reported_and_the_connection_reset_both_ways() {
+    let mut h = Harness::new(&policy("enforce", ""));
+    let mut c = Conv::open(&mut h, HMI_MAC, HMI, 40001);
+    let seq = c.c_seq;
+    let out = c.client(&mut h, &write(9, 120));
+    assert!(!out.forward);
+    assert_eq!(
+        (out.verdict, out.reason),
+        (EventVerdict::Deny, Reason::Function)
+    );
+    let events = h.events();
+    assert_eq!(events.len(), 1);
+    let e = &events[0];
+    assert_eq!(
+        (e.verdict, e.reason),
+        (EventVerdict::Deny, Reason::Function)
+    );
+    let rule = e.rule.map(|r| h.pipeline.policy().rule(r).name.clone());
+    assert_eq!(
+        rule.as_deref(),
+        Some("hmi-reads"),
+        "the rule that could have allowed it"
+    );
+    let op = modbus_op(e);
+    assert_eq!(
+        (op.function, op.unit, op.address, op.count),
+        (6, 1, Some(120), Some(1))
+    );
+
+    let injected = h.injected();
+    assert_eq!(injected.len(), 2, "a reset each way");
+    let (to_plc, to_hmi) = (&injected[0], &injected[1]);
+    assert_eq!(to_plc.0, Port::Asset);
+    assert_eq!(to_hmi.0, Port::Plant);
+    let rst_fields = |frame: &[u8]| {
+        let f = dissect(frame).unwrap();
+        let L3::Ip(ip) = f.l3 else { panic!() };
+        let L4::Tcp {
+            seq,
+            flags,
+            dst_port,
+            ..
+        } = ip.l4
+        else {
+            panic!()
+        };
+        (ip.dst, dst_port, seq, flags & RST != 0)
+    };
+    let plc: IpAddr = PLC.parse().unwrap();
+    assert_eq!(rst_fields(&to_plc.1), (plc, 502, seq, true));
+    assert_eq!(rst_fields(&to_hmi.1), (c.client_ip, 40001, c.s_seq, true));
+
+    // The conversation is gone: what follows is refused as not part of one.
+    let out = c.client(&mut h, &read(10, 1, 0, 1));
+    assert_eq!((out.forward, out.reason), (false, Reason::TcpState));
+}
+
+#[test]
+fn addresses_units_and_explicit_denies_give_their_reasons() {
+    let mut h = Harness::new(&policy("enforce", ""));
+    let mut c = Conv::open(&mut h, HMI_MAC, HMI, 40002);
+    assert_eq!(
+        c.client(&mut h, &read(1, 1, 995, 10)).reason,
+        Reason::Address
+    );
+    let mut c = Conv::open(&mut h, HMI_MAC, HMI, 40003);
+    assert_eq!(c.client(&mut h, &read(1, 2, 0, 10)).reason, Reason::Unit);
+    let mut c = Conv::open(&mut h, ENG_MAC, ENG, 40004);
+    let diag = adu(1, 1, RequestBody::Diagnostics { sub: 0, data: 0 });
+    let out = c.client(&mut h, &diag);
+    assert_eq!(out.reason, Reason::DenyRule);
+    let name = out.rule.map(|r| h.pipeline.policy().rule(r).name.clone());
+    assert_eq!(name.as_deref(), Some("eng-no-diagnostics"));
+}
+
+#[test]
+fn later_rules_judge_what_earlier_ones_do_not_take() {
+    let mut h = Harness::new(&policy("enforce", ""));
+    let mut c = Conv::open(&mut h, ENG_MAC, ENG, 40010);
+    // eng-writes (log = true) takes a write inside 100-199 and reports it.
+    let out = c.client(&mut h, &write(1, 150));
+    assert!(out.forward);
+    let e = h.events();
+    assert_eq!(e.len(), 1);
+    assert_eq!(
+        (e[0].verdict, e[0].reason),
+        (EventVerdict::Allow, Reason::Rule)
+    );
+    // A read falls through eng-writes and eng-no-diagnostics to eng-reads (alert).
+    assert!(c.client(&mut h, &read(2, 1, 5000, 10)).forward);
+    let e = h.events();
+    assert_eq!(e[0].verdict, EventVerdict::Alert);
+    assert_eq!(modbus_op(&e[0]).address, Some(5000));
+    // A write outside 100-199 is refused; the first rule that could have taken it says why.
+    let out = c.client(&mut h, &write(3, 250));
+    assert_eq!((out.forward, out.reason), (false, Reason::Address));
+    let name = out.rule.map(|r| h.pipeline.policy().rule(r).name.clone());
+    assert_eq!(name.as_deref(), Some("eng-writes"));
+}
+
+#[test]
+fn a_message_split_across_segments_is_judged_when_it_is_whole() {
+    let mut h = Harness::new(&policy("enforce", ""));
+    let mut c = Conv::open(&mut h, HMI_MAC, HMI, 40020);
+    let w = write(5, 300);
+    // The first part cannot do anything on its own: forwarded.
+    assert!(c.client(&mut h, &w[..4]).forward);
+    assert!(h.events().is_empty());
+    let out = c.client(&mut h, &w[4..]);
+    assert_eq!((out.forward, out.reason), (false, Reason::Function));
+    // And an allowed read split three ways passes whole.
+    let mut c = Conv::open(&mut h, HMI_MAC, HMI, 40021);
+    let r = read(6, 1, 10, 2);
+    for part in [&r[..1], &r[1..9], &r[9..]] {
+        assert!(c.client(&mut h, part).forward);
+    }
+    assert!(
+        h.injected().len() == 2,
+        "only the first conversation was reset"
+    );
+}
+
+#[test]
+fn several_messages_in_one_segment_are_judged_each() {
+    let mut h = Harness::new(&policy("enforce", ""));
+    let mut c = Conv::open(&mut h, HMI_MAC, HMI, 40030);
+    let mut both = read(1, 1, 0, 1);
+    both.extend(read(2, 1, 10, 1));
+    assert!(c.client(&mut h, &both).forward);
+    let mut mixed = read(3, 1, 0, 1);
+    mixed.extend(write(4, 5));
+    let out = c.client(&mut h, &mixed);
+    assert_eq!((out.forward, out.reason), (false, Reason::Function));
+    assert!(matches!(out.op, Some(Op::Modbus(op)) if op.function == 6));
+}
+
+#[test]
+fn malformed_messages_are_denied_with_the_parser_s_reason() {
+    let mut h = Harness::new(&policy("enforce", ""));
+    let mut c = Conv::open(&mut h, HMI_MAC, HMI, 40040);
+    let mut bad = read(1, 1, 0, 1);
+    bad[10..12].copy_from_slice(&[0, 0]); // quantity 0
+    let out = c.client(&mut h, &bad);
+    assert_eq!((out.forward, out.reason), (false, Reason::Malformed));
+    let e = h.events();
+    assert_eq!(e[0].detail, Some("register quantity out of range (1-125)"));
+    // Bytes that are not Modbus at all lose the framing: also malformed.
+    let mut c = Conv::open(&mut h, HMI_MAC, HMI, 40041);
+    let out = c.client(&mut h, b"GET / HTTP/1.0\r\n\r\n");
+    assert_eq!(out.reason, Reason::Malformed);
+    // A malformed answer from the server too.
+    let mut c = Conv::open(&mut h, HMI_MAC, HMI, 40042);
+    assert!(c.client(&mut h, &read(1, 1, 0, 1)).forward);
+    let out = c.server(&mut h, &[0, 1, 0, 0, 0, 4, 1, 3, 9, 0]);
+    assert_eq!((out.forward, out.reason), (false, Reason::Malformed));
+}
+
+#[test]
+fn out_of_order_segments_wait_for_the_bytes_before_them() {
+    let mut h = Harness::new(&policy("enforce", ""));
+    let mut c = Conv::open(&mut h, HMI_MAC, HMI, 40050);
+    let (a, b) = (read(1, 1, 0, 1), write(2, 5));
+    // `b` arrives before `a`: it cannot be judged yet, so it does not pass.
+    let early = c.client_frame(c.c_seq + a.len() as u32, &b);
+    let out = h.send(&early, Port::Plant);
+    assert_eq!((out.forward, out.reason), (false, Reason::OutOfOrder));
+    assert!(h.events().is_empty(), "counted, not reported");
+    // `a` passes; a retransmission of `a` passes without being judged again.
+    assert!(c.client(&mut h, &a).forward);
+    let again = c.client_frame(c.c_seq - a.len() as u32, &a);
+    assert!(h.send(&again, Port::Plant).forward);
+    // Now `b` (retransmitted by the client) is in order and judged.
+    assert_eq!(c.client(&mut h, &b).reason, Reason::Function);
+}
+
+#[test]
+fn monitor_mode_forwards_and_reports_what_enforce_would_deny() {
+    let mut h = Harness::new(&policy("monitor", ""));
+    let mut c = Conv::open(&mut h, HMI_MAC, HMI, 40060);
+    let out = c.client(&mut h, &write(1, 120));
+    assert!(out.forward);
+    assert_eq!(
+        (out.verdict, out.reason),
+        (EventVerdict::WouldDeny, Reason::Function)
+    );
+    let e = h.events();
+    assert_eq!(e[0].verdict, EventVerdict::WouldDeny);
+    assert_eq!(modbus_op(&e[0]).address, Some(120));
+    assert!(h.injected().is_empty(), "monitor mode builds nothing");
+    // The conversation goes on and is still judged.
+    assert!(c.client(&mut h, &read(2, 1, 0, 1)).forward);
+    let out = c.client(&mut h, &read(3, 7, 0, 1));
+    assert_eq!(
+        (out.verdict, out.reason),
+        (EventVerdict::WouldDeny, Reason::Unit)
+    );
+}
+
+#[test]
+fn the_stream_table_has_a_fixed_size_and_says_when_it_is_full() {
+    let mut h = Harness::new(&policy("enforce", ""));
+    let mut open = Vec::new();
+    for i in 0..16 {
+        open.push(Conv::open(&mut h, HMI_MAC, HMI, 41000 + i));
+    }
+    let plc: IpAddr = PLC.parse().unwrap();
+    let syn = FrameBuilder::new(HMI_MAC, PLC_MAC).tcp_seq(
+        HMI.parse().unwrap(),
+        42000,
+        plc,
+        502,
+        1,
+        0,
+        SYN,
+        b"",
+    );
+    let out = h.send(&syn, Port::Plant);
+    assert_eq!((out.forward, out.reason), (false, Reason::StreamTableFull));
+    // The conversations already followed keep working.
+    assert!(open[3].client(&mut h, &read(1, 1, 0, 1)).forward);
+    // A reset conversation gives its stream back.
+    assert!(!open[4].client(&mut h, &write(1, 1)).forward);
+    let syn = FrameBuilder::new(HMI_MAC, PLC_MAC).tcp_seq(
+        HMI.parse().unwrap(),
+        42001,
+        plc,
+        502,
+        1,
+        0,
+        SYN,
+        b"",
+    );
+    assert!(h.send(&syn, Port::Plant).forward);
+}

@@ -1,0 +1,76 @@
+//! EtherNet/IP: the encapsulation layer (TCP and UDP 44818) with CIP explicit messages,
+//! and implicit I/O (CPF packets on UDP 2222).
+//!
+//! PLACEHOLDER until the parser lands. The contract this module fulfils is described
+//! in `lib.rs` and shown whole by `modbus.rs`.
+
+use crate::{Dir, Fields, Framing, Malformed, Protocol};
+
+const P: Protocol = Protocol::Enip;
+
+/// How long the encapsulation message at the start of `head` is.
+pub fn frame(_head: &[u8]) -> Framing {
+    Framing::Invalid(Malformed::new(P, "not implemented yet"))
+}
+
+/// A checked encapsulation message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Message<'a> {
+    bytes: &'a [u8],
+    dir: Dir,
+}
+
+/// Parses one encapsulation message (`bytes` may be the first part of `total`).
+pub fn parse(bytes: &[u8], _total: usize, dir: Dir) -> Result<Message<'_>, Malformed> {
+    let _ = Message { bytes, dir };
+    Err(Malformed::new(P, "not implemented yet"))
+}
+
+impl Message<'_> {
+    pub fn is_request(&self) -> bool {
+        self.dir == Dir::Request && !self.bytes.is_empty()
+    }
+
+    pub fn op(&self) -> Op {
+        Op {}
+    }
+}
+
+/// What an encapsulation message asked for, for events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Op {}
+
+impl Op {
+    pub fn describe(&self, _out: &mut dyn Fields) {}
+}
+
+/// A checked implicit I/O packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IoMessage<'a> {
+    bytes: &'a [u8],
+    dir: Dir,
+}
+
+/// Parses one UDP datagram of implicit I/O.
+pub fn parse_io(bytes: &[u8], dir: Dir) -> Result<IoMessage<'_>, Malformed> {
+    let _ = IoMessage { bytes, dir };
+    Err(Malformed::new(Protocol::EnipIo, "not implemented yet"))
+}
+
+impl IoMessage<'_> {
+    pub fn is_request(&self) -> bool {
+        self.dir == Dir::Request && !self.bytes.is_empty()
+    }
+
+    pub fn op(&self) -> IoOp {
+        IoOp {}
+    }
+}
+
+/// What an I/O packet carried, for events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IoOp {}
+
+impl IoOp {
+    pub fn describe(&self, _out: &mut dyn Fields) {}
+}

@@ -1,0 +1,47 @@
+//! IEC 60870-5-104: APCI (I, S and U frames) and ASDUs.
+//!
+//! PLACEHOLDER until the parser lands: frames nothing and parses nothing. The contract
+//! this module fulfils is described in `lib.rs` and shown whole by `modbus.rs`.
+
+use crate::{Dir, Fields, Framing, Malformed, Protocol};
+
+/// Start byte, length byte and up to 253 bytes of APCI control field and ASDU.
+pub const MAX_APDU: usize = 255;
+
+const P: Protocol = Protocol::Iec104;
+
+/// How long the message at the start of `head` is.
+pub fn frame(_head: &[u8]) -> Framing {
+    Framing::Invalid(Malformed::new(P, "not implemented yet"))
+}
+
+/// A checked IEC-104 message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Apdu<'a> {
+    bytes: &'a [u8],
+    dir: Dir,
+}
+
+/// Parses one message (`bytes` may be the first part of a longer message of `total`).
+pub fn parse(bytes: &[u8], _total: usize, dir: Dir) -> Result<Apdu<'_>, Malformed> {
+    let _ = Apdu { bytes, dir };
+    Err(Malformed::new(P, "not implemented yet"))
+}
+
+impl Apdu<'_> {
+    pub fn is_request(&self) -> bool {
+        self.dir == Dir::Request && !self.bytes.is_empty()
+    }
+
+    pub fn op(&self) -> Op {
+        Op {}
+    }
+}
+
+/// What a IEC-104 message asked for, for events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Op {}
+
+impl Op {
+    pub fn describe(&self, _out: &mut dyn Fields) {}
+}
