@@ -45,13 +45,16 @@ deps-test:
 deps-bench:
 	$(call install_tools,$(BENCH_TOOLS))
 
-# A Python environment with the real Modbus peer (pymodbus) used by the demo and tests.
-venv: $(PYTHON)
-$(PYTHON):
+# A Python environment with the real protocol peers (pymodbus and friends) used by the
+# demo and the namespace tests: one requirements file per protocol in tests/peers/.
+PEER_REQUIREMENTS := $(sort $(wildcard firmware/gatekeeperd/tests/peers/requirements-*.txt))
+venv: $(VENV)/.installed
+$(VENV)/.installed: $(PEER_REQUIREMENTS)
 	@python3 -c 'import ensurepip, venv' 2>/dev/null || { \
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null; }
-	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check 'pymodbus>=3.6,<4'
+	@[ -x $(PYTHON) ] || python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check $(addprefix -r ,$(PEER_REQUIREMENTS))
+	@touch $@
 
 lint:
 	$(CARGO) fmt --all --check
@@ -93,7 +96,9 @@ bench-quick: deps-bench build
 # Fuzzing is not part of `make test`: it needs nightly and time. Targets live in
 # firmware/<crate>/fuzz (each its own workspace); findings land in their artifacts/.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := packet:dissect policy:policy dataplane:pipeline
+FUZZ_TARGETS := packet:dissect policy:policy dataplane:pipeline \
+                inspect:modbus inspect:dnp3 inspect:enip inspect:enip_io inspect:s7 \
+                inspect:iec104 inspect:opcua inspect:bacnet
 fuzz:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
 	@for t in $(FUZZ_TARGETS); do crate=$${t%%:*}; target=$${t#*:}; \

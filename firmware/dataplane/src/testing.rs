@@ -203,3 +203,149 @@ fn fold(mut sum: u32) -> u16 {
     }
     !(sum as u16)
 }
+
+/// A pipeline fed with crafted frames on a clock that advances 1 ms per frame, with
+/// the events and built frames it produced. For the pipeline's tests.
+#[derive(Debug)]
+pub struct Harness {
+    pub pipeline: crate::Pipeline<Vec<crate::Event>>,
+    pub t: u64,
+}
+
+impl Harness {
+    /// Panics unless `policy` is valid and has no warnings.
+    pub fn new(policy: &str) -> Self {
+        let (policy, warnings) =
+            gk_policy::Policy::from_toml(policy, "test.toml").expect("valid policy");
+        assert!(warnings.is_empty(), "{warnings:?}");
+        Harness {
+            pipeline: crate::Pipeline::new(std::sync::Arc::new(policy), Vec::new()),
+            t: 1_000_000_000,
+        }
+    }
+
+    pub fn send(&mut self, frame: &[u8], port: crate::Port) -> crate::Outcome {
+        self.t += 1_000_000;
+        self.pipeline.process(
+            frame,
+            port,
+            crate::Now {
+                mono_ns: self.t,
+                wall_ns: 1_700_000_000_000_000_000,
+            },
+        )
+    }
+
+    pub fn advance(&mut self, seconds: u64) {
+        self.t += seconds * 1_000_000_000;
+    }
+
+    pub fn events(&mut self) -> Vec<crate::Event> {
+        std::mem::take(self.pipeline.sink_mut())
+    }
+
+    /// The frames the pipeline built since the last call, with their ports.
+    pub fn injected(&mut self) -> Vec<(crate::Port, Vec<u8>)> {
+        let out = self
+            .pipeline
+            .injected()
+            .iter()
+            .map(|f| (f.port, f.frame().to_vec()))
+            .collect();
+        self.pipeline.clear_injected();
+        out
+    }
+
+    /// The name of a rule of the harness's policy.
+    pub fn rule_name(&self, rule: Option<gk_policy::RuleId>) -> Option<String> {
+        rule.map(|r| self.pipeline.policy().rule(r).name.clone())
+    }
+}
+
+/// One TCP conversation from a plant-side client to an asset-side server, keeping both
+/// sides' sequence numbers. `open` plays the handshake and checks that it passes.
+#[derive(Debug, Clone)]
+pub struct TcpConv {
+    pub client: FrameBuilder,
+    pub server: FrameBuilder,
+    pub client_ip: IpAddr,
+    pub server_ip: IpAddr,
+    pub sport: u16,
+    pub dport: u16,
+    /// The next sequence number of each side.
+    pub c_seq: u32,
+    pub s_seq: u32,
+}
+
+impl TcpConv {
+    pub fn open(
+        h: &mut Harness,
+        (client_mac, client_ip, sport): ([u8; 6], &str, u16),
+        (server_mac, server_ip, dport): ([u8; 6], &str, u16),
+    ) -> TcpConv {
+        let c = TcpConv {
+            client: FrameBuilder::new(client_mac, server_mac),
+            server: FrameBuilder::new(server_mac, client_mac),
+            client_ip: client_ip.parse().expect("client address"),
+            server_ip: server_ip.parse().expect("server address"),
+            sport,
+            dport,
+            c_seq: 100,
+            s_seq: 5000,
+        };
+        use flags::{ACK, SYN};
+        let (cip, sip) = (c.client_ip, c.server_ip);
+        let syn = c.client.tcp_seq(cip, sport, sip, dport, 99, 0, SYN, b"");
+        assert!(h.send(&syn, crate::Port::Plant).forward, "SYN");
+        let synack = c
+            .server
+            .tcp_seq(sip, dport, cip, sport, 4999, 100, SYN | ACK, b"");
+        assert!(h.send(&synack, crate::Port::Asset).forward, "SYN+ACK");
+        let ack = c
+            .client
+            .tcp_seq(cip, sport, sip, dport, 100, 5000, ACK, b"");
+        assert!(h.send(&ack, crate::Port::Plant).forward, "ACK");
+        c
+    }
+
+    /// A client segment at `seq` (without sending it).
+    pub fn client_frame(&self, seq: u32, payload: &[u8]) -> Vec<u8> {
+        use flags::{ACK, PSH};
+        let (cip, sip) = (self.client_ip, self.server_ip);
+        self.client.tcp_seq(
+            cip,
+            self.sport,
+            sip,
+            self.dport,
+            seq,
+            self.s_seq,
+            ACK | PSH,
+            payload,
+        )
+    }
+
+    /// Sends the next client segment.
+    pub fn client(&mut self, h: &mut Harness, payload: &[u8]) -> crate::Outcome {
+        let frame = self.client_frame(self.c_seq, payload);
+        self.c_seq = self.c_seq.wrapping_add(payload.len() as u32);
+        h.send(&frame, crate::Port::Plant)
+    }
+
+    /// Sends the next server segment.
+    pub fn server(&mut self, h: &mut Harness, payload: &[u8]) -> crate::Outcome {
+        use flags::{ACK, PSH};
+        let (cip, sip) = (self.client_ip, self.server_ip);
+        let frame = self.server.tcp_seq(
+            sip,
+            self.dport,
+            cip,
+            self.sport,
+            self.s_seq,
+            self.c_seq,
+            ACK | PSH,
+            payload,
+        );
+        self.s_seq = self.s_seq.wrapping_add(payload.len() as u32);
+        h.send(&frame, crate::Port::Asset)
+    }
+}

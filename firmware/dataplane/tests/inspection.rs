@@ -4,14 +4,12 @@
 //! and the stream table's bound.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 
-use gk_dataplane::testing::{flags::*, FrameBuilder};
-use gk_dataplane::{Event, EventVerdict, Now, Outcome, Pipeline, Port, Reason};
+use gk_dataplane::testing::{flags::*, FrameBuilder, Harness, TcpConv};
+use gk_dataplane::{Event, EventVerdict, Port, Reason};
 use gk_inspect::modbus::{Function, RequestBody, RequestRepr, MAX_ADU};
 use gk_inspect::Op;
 use gk_packet::{dissect, L3, L4};
-use gk_policy::Policy;
 
 const HMI_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x21];
 const ENG_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x31];
@@ -78,121 +76,8 @@ preset = "read-only"
     )
 }
 
-struct Harness {
-    pipeline: Pipeline<Vec<Event>>,
-    t: u64,
-}
-
-impl Harness {
-    fn new(text: &str) -> Self {
-        let (policy, warnings) = Policy::from_toml(text, "inspect.toml").expect("valid policy");
-        assert!(warnings.is_empty(), "{warnings:?}");
-        Harness {
-            pipeline: Pipeline::new(Arc::new(policy), Vec::new()),
-            t: 1_000_000_000,
-        }
-    }
-
-    fn send(&mut self, frame: &[u8], port: Port) -> Outcome {
-        self.t += 1_000_000;
-        self.pipeline.process(
-            frame,
-            port,
-            Now {
-                mono_ns: self.t,
-                wall_ns: 1_700_000_000_000_000_000,
-            },
-        )
-    }
-
-    fn events(&mut self) -> Vec<Event> {
-        std::mem::take(self.pipeline.sink_mut())
-    }
-
-    /// The frames built since the last call, as (port, frame).
-    fn injected(&mut self) -> Vec<(Port, Vec<u8>)> {
-        let out = self
-            .pipeline
-            .injected()
-            .iter()
-            .map(|f| (f.port, f.frame().to_vec()))
-            .collect();
-        self.pipeline.clear_injected();
-        out
-    }
-}
-
-/// One TCP conversation from a plant-side client to the PLC, with its sequence numbers.
-struct Conv {
-    client: FrameBuilder,
-    server: FrameBuilder,
-    client_ip: IpAddr,
-    sport: u16,
-    c_seq: u32,
-    s_seq: u32,
-}
-
-impl Conv {
-    fn open(h: &mut Harness, client_mac: [u8; 6], client_ip: &str, sport: u16) -> Conv {
-        let c = Conv {
-            client: FrameBuilder::new(client_mac, PLC_MAC),
-            server: FrameBuilder::new(PLC_MAC, client_mac),
-            client_ip: client_ip.parse().unwrap(),
-            sport,
-            c_seq: 100,
-            s_seq: 5000,
-        };
-        let plc: IpAddr = PLC.parse().unwrap();
-        let syn = c
-            .client
-            .tcp_seq(c.client_ip, sport, plc, 502, 99, 0, SYN, b"");
-        assert!(h.send(&syn, Port::Plant).forward, "SYN");
-        let synack = c
-            .server
-            .tcp_seq(plc, 502, c.client_ip, sport, 4999, 100, SYN | ACK, b"");
-        assert!(h.send(&synack, Port::Asset).forward, "SYN+ACK");
-        let ack = c
-            .client
-            .tcp_seq(c.client_ip, sport, plc, 502, 100, 5000, ACK, b"");
-        assert!(h.send(&ack, Port::Plant).forward, "ACK");
-        c
-    }
-
-    fn client_frame(&self, seq: u32, payload: &[u8]) -> Vec<u8> {
-        let plc: IpAddr = PLC.parse().unwrap();
-        self.client.tcp_seq(
-            self.client_ip,
-            self.sport,
-            plc,
-            502,
-            seq,
-            self.s_seq,
-            ACK | PSH,
-            payload,
-        )
-    }
-
-    fn client(&mut self, h: &mut Harness, payload: &[u8]) -> Outcome {
-        let frame = self.client_frame(self.c_seq, payload);
-        self.c_seq += payload.len() as u32;
-        h.send(&frame, Port::Plant)
-    }
-
-    fn server(&mut self, h: &mut Harness, payload: &[u8]) -> Outcome {
-        let plc: IpAddr = PLC.parse().unwrap();
-        let frame = self.server.tcp_seq(
-            plc,
-            502,
-            self.client_ip,
-            self.sport,
-            self.s_seq,
-            self.c_seq,
-            ACK | PSH,
-            payload,
-        );
-        self.s_seq += payload.len() as u32;
-        h.send(&frame, Port::Asset)
-    }
+fn open(h: &mut Harness, client_mac: [u8; 6], client_ip: &str, sport: u16) -> TcpConv {
+    TcpConv::open(h, (client_mac, client_ip, sport), (PLC_MAC, PLC, 502))
 }
 
 fn adu(tid: u16, unit: u8, body: RequestBody<'_>) -> Vec<u8> {
@@ -234,7 +119,7 @@ fn modbus_op(e: &Event) -> gk_inspect::modbus::Op {
 #[test]
 fn allowed_reads_and_their_answers_pass() {
     let mut h = Harness::new(&policy("enforce", ""));
-    let mut c = Conv::open(&mut h, HMI_MAC, HMI, 40000);
+    let mut c = open(&mut h, HMI_MAC, HMI, 40000);
     let out = c.client(&mut h, &read(1, 1, 0, 10));
     assert!(out.forward);
     assert_eq!(out.reason, Reason::Flow);
@@ -248,7 +133,7 @@ fn allowed_reads_and_their_answers_pass() {
 #[test]
 fn a_denied_write_is_dropped_reported_and_the_connection_reset_both_ways() {
     let mut h = Harness::new(&policy("enforce", ""));
-    let mut c = Conv::open(&mut h, HMI_MAC, HMI, 40001);
+    let mut c = open(&mut h, HMI_MAC, HMI, 40001);
     let seq = c.c_seq;
     let out = c.client(&mut h, &write(9, 120));
     assert!(!out.forward);
@@ -306,14 +191,14 @@ fn a_denied_write_is_dropped_reported_and_the_connection_reset_both_ways() {
 #[test]
 fn addresses_units_and_explicit_denies_give_their_reasons() {
     let mut h = Harness::new(&policy("enforce", ""));
-    let mut c = Conv::open(&mut h, HMI_MAC, HMI, 40002);
+    let mut c = open(&mut h, HMI_MAC, HMI, 40002);
     assert_eq!(
         c.client(&mut h, &read(1, 1, 995, 10)).reason,
         Reason::Address
     );
-    let mut c = Conv::open(&mut h, HMI_MAC, HMI, 40003);
+    let mut c = open(&mut h, HMI_MAC, HMI, 40003);
     assert_eq!(c.client(&mut h, &read(1, 2, 0, 10)).reason, Reason::Unit);
-    let mut c = Conv::open(&mut h, ENG_MAC, ENG, 40004);
+    let mut c = open(&mut h, ENG_MAC, ENG, 40004);
     let diag = adu(1, 1, RequestBody::Diagnostics { sub: 0, data: 0 });
     let out = c.client(&mut h, &diag);
     assert_eq!(out.reason, Reason::DenyRule);
@@ -324,7 +209,7 @@ fn addresses_units_and_explicit_denies_give_their_reasons() {
 #[test]
 fn later_rules_judge_what_earlier_ones_do_not_take() {
     let mut h = Harness::new(&policy("enforce", ""));
-    let mut c = Conv::open(&mut h, ENG_MAC, ENG, 40010);
+    let mut c = open(&mut h, ENG_MAC, ENG, 40010);
     // eng-writes (log = true) takes a write inside 100-199 and reports it.
     let out = c.client(&mut h, &write(1, 150));
     assert!(out.forward);
@@ -349,7 +234,7 @@ fn later_rules_judge_what_earlier_ones_do_not_take() {
 #[test]
 fn a_message_split_across_segments_is_judged_when_it_is_whole() {
     let mut h = Harness::new(&policy("enforce", ""));
-    let mut c = Conv::open(&mut h, HMI_MAC, HMI, 40020);
+    let mut c = open(&mut h, HMI_MAC, HMI, 40020);
     let w = write(5, 300);
     // The first part cannot do anything on its own: forwarded.
     assert!(c.client(&mut h, &w[..4]).forward);
@@ -357,7 +242,7 @@ fn a_message_split_across_segments_is_judged_when_it_is_whole() {
     let out = c.client(&mut h, &w[4..]);
     assert_eq!((out.forward, out.reason), (false, Reason::Function));
     // And an allowed read split three ways passes whole.
-    let mut c = Conv::open(&mut h, HMI_MAC, HMI, 40021);
+    let mut c = open(&mut h, HMI_MAC, HMI, 40021);
     let r = read(6, 1, 10, 2);
     for part in [&r[..1], &r[1..9], &r[9..]] {
         assert!(c.client(&mut h, part).forward);
@@ -371,7 +256,7 @@ fn a_message_split_across_segments_is_judged_when_it_is_whole() {
 #[test]
 fn several_messages_in_one_segment_are_judged_each() {
     let mut h = Harness::new(&policy("enforce", ""));
-    let mut c = Conv::open(&mut h, HMI_MAC, HMI, 40030);
+    let mut c = open(&mut h, HMI_MAC, HMI, 40030);
     let mut both = read(1, 1, 0, 1);
     both.extend(read(2, 1, 10, 1));
     assert!(c.client(&mut h, &both).forward);
@@ -385,7 +270,7 @@ fn several_messages_in_one_segment_are_judged_each() {
 #[test]
 fn malformed_messages_are_denied_with_the_parser_s_reason() {
     let mut h = Harness::new(&policy("enforce", ""));
-    let mut c = Conv::open(&mut h, HMI_MAC, HMI, 40040);
+    let mut c = open(&mut h, HMI_MAC, HMI, 40040);
     let mut bad = read(1, 1, 0, 1);
     bad[10..12].copy_from_slice(&[0, 0]); // quantity 0
     let out = c.client(&mut h, &bad);
@@ -393,11 +278,11 @@ fn malformed_messages_are_denied_with_the_parser_s_reason() {
     let e = h.events();
     assert_eq!(e[0].detail, Some("register quantity out of range (1-125)"));
     // Bytes that are not Modbus at all lose the framing: also malformed.
-    let mut c = Conv::open(&mut h, HMI_MAC, HMI, 40041);
+    let mut c = open(&mut h, HMI_MAC, HMI, 40041);
     let out = c.client(&mut h, b"GET / HTTP/1.0\r\n\r\n");
     assert_eq!(out.reason, Reason::Malformed);
     // A malformed answer from the server too.
-    let mut c = Conv::open(&mut h, HMI_MAC, HMI, 40042);
+    let mut c = open(&mut h, HMI_MAC, HMI, 40042);
     assert!(c.client(&mut h, &read(1, 1, 0, 1)).forward);
     let out = c.server(&mut h, &[0, 1, 0, 0, 0, 4, 1, 3, 9, 0]);
     assert_eq!((out.forward, out.reason), (false, Reason::Malformed));
@@ -406,7 +291,7 @@ fn malformed_messages_are_denied_with_the_parser_s_reason() {
 #[test]
 fn out_of_order_segments_wait_for_the_bytes_before_them() {
     let mut h = Harness::new(&policy("enforce", ""));
-    let mut c = Conv::open(&mut h, HMI_MAC, HMI, 40050);
+    let mut c = open(&mut h, HMI_MAC, HMI, 40050);
     let (a, b) = (read(1, 1, 0, 1), write(2, 5));
     // `b` arrives before `a`: it cannot be judged yet, so it does not pass.
     let early = c.client_frame(c.c_seq + a.len() as u32, &b);
@@ -424,7 +309,7 @@ fn out_of_order_segments_wait_for_the_bytes_before_them() {
 #[test]
 fn monitor_mode_forwards_and_reports_what_enforce_would_deny() {
     let mut h = Harness::new(&policy("monitor", ""));
-    let mut c = Conv::open(&mut h, HMI_MAC, HMI, 40060);
+    let mut c = open(&mut h, HMI_MAC, HMI, 40060);
     let out = c.client(&mut h, &write(1, 120));
     assert!(out.forward);
     assert_eq!(
@@ -447,9 +332,9 @@ fn monitor_mode_forwards_and_reports_what_enforce_would_deny() {
 #[test]
 fn the_stream_table_has_a_fixed_size_and_says_when_it_is_full() {
     let mut h = Harness::new(&policy("enforce", ""));
-    let mut open = Vec::new();
+    let mut convs = Vec::new();
     for i in 0..16 {
-        open.push(Conv::open(&mut h, HMI_MAC, HMI, 41000 + i));
+        convs.push(open(&mut h, HMI_MAC, HMI, 41000 + i));
     }
     let plc: IpAddr = PLC.parse().unwrap();
     let syn = FrameBuilder::new(HMI_MAC, PLC_MAC).tcp_seq(
@@ -465,9 +350,9 @@ fn the_stream_table_has_a_fixed_size_and_says_when_it_is_full() {
     let out = h.send(&syn, Port::Plant);
     assert_eq!((out.forward, out.reason), (false, Reason::StreamTableFull));
     // The conversations already followed keep working.
-    assert!(open[3].client(&mut h, &read(1, 1, 0, 1)).forward);
+    assert!(convs[3].client(&mut h, &read(1, 1, 0, 1)).forward);
     // A reset conversation gives its stream back.
-    assert!(!open[4].client(&mut h, &write(1, 1)).forward);
+    assert!(!convs[4].client(&mut h, &write(1, 1)).forward);
     let syn = FrameBuilder::new(HMI_MAC, PLC_MAC).tcp_seq(
         HMI.parse().unwrap(),
         42001,

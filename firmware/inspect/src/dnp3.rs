@@ -17,20 +17,21 @@ pub fn frame(_head: &[u8]) -> Framing {
 
 /// Transport-layer reassembly state of one direction.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Reassembly {
+pub struct Session {
     assembled: u16,
 }
 
-impl Reassembly {
+impl Session {
     /// Takes one complete link frame; returns a message when the frame completes one
     /// (a link-layer frame, or the last transport segment of an application fragment).
     /// `scratch` holds the fragment being assembled between calls.
-    pub fn push<'s>(
+    pub fn message<'s>(
         &mut self,
-        _frame: &[u8],
+        _frame: &'s [u8],
+        _total: usize,
         dir: Dir,
         scratch: &'s mut [u8],
-    ) -> Option<Result<Message<'s>, Malformed>> {
+    ) -> Option<Result<crate::Message<'s>, Malformed>> {
         let _ = Message {
             bytes: &scratch[..0],
             dir,

@@ -15,6 +15,29 @@ pub fn frame(_head: &[u8]) -> Framing {
     Framing::Invalid(Malformed::new(P, "not implemented yet"))
 }
 
+/// What a stream remembers between messages of one direction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Session;
+
+impl Session {
+    /// One framed message of the stream (see `stream.rs`); `None` when the message
+    /// completes nothing to judge yet.
+    pub fn message<'s>(
+        &mut self,
+        bytes: &'s [u8],
+        total: usize,
+        dir: Dir,
+        _scratch: &'s mut [u8],
+    ) -> Option<Result<crate::Message<'s>, Malformed>> {
+        Some(parse(bytes, total, dir).map(crate::Message::Iec104))
+    }
+
+    /// No message is half assembled.
+    pub fn is_idle(&self) -> bool {
+        true
+    }
+}
+
 /// A checked IEC-104 message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Apdu<'a> {

@@ -3,6 +3,9 @@
 //! One module per protocol. Each one offers, in the style of `gk-packet`:
 //! - `frame(head)` (TCP protocols): how long the message at the start of a byte stream is,
 //!   from its first few bytes ([`Framing`]);
+//! - `Session` (TCP protocols): what one direction of a stream remembers between
+//!   messages (DNP3's transport reassembly, say), whose `message` turns each framed
+//!   message into a [`Message`];
 //! - `parse(bytes, total, dir)`: a checked view of one message; after it no accessor can
 //!   panic. `bytes` is the whole message, or its first bytes when the message is longer
 //!   than the reassembly buffer (`total` says how long it really is);
@@ -20,6 +23,8 @@
 #[cfg(test)]
 extern crate std;
 
+#[doc(hidden)]
+pub mod fuzzing;
 mod macros;
 mod reader;
 

@@ -137,6 +137,27 @@ pub fn frame(head: &[u8]) -> Framing {
     Framing::Length(MBAP_LEN - 1 + length)
 }
 
+/// What a stream remembers between Modbus messages: nothing (each ADU stands alone).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Session;
+
+impl Session {
+    /// One framed ADU of the stream (see `stream.rs`).
+    pub fn message<'s>(
+        &mut self,
+        bytes: &'s [u8],
+        total: usize,
+        dir: Dir,
+        _scratch: &'s mut [u8],
+    ) -> Option<Result<crate::Message<'s>, Malformed>> {
+        Some(parse(bytes, total, dir).map(crate::Message::Modbus))
+    }
+
+    pub fn is_idle(&self) -> bool {
+        true
+    }
+}
+
 /// A checked Modbus/TCP ADU: MBAP header and PDU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Adu<'a> {

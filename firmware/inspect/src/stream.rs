@@ -11,7 +11,7 @@
 //! When framing is lost (bytes that cannot start a message), the stream reports it once
 //! and parses nothing more in that direction; the caller decides what that means.
 
-use crate::{dnp3, Dir, Framing, Malformed, Message, Protocol};
+use crate::{dnp3, enip, iec104, modbus, opcua, s7, Dir, Framing, Malformed, Message, Protocol};
 
 /// The shortest buffer a stream accepts: room for every framed protocol's largest
 /// message and for the headers of the others.
@@ -27,8 +27,36 @@ pub struct StreamDir {
     skip: u32,
     /// Framing was lost; nothing more is parsed.
     broken: bool,
-    /// DNP3 transport-layer reassembly of application fragments.
-    dnp3: dnp3::Reassembly,
+    /// What the protocol remembers between messages of this direction.
+    session: Session,
+}
+
+/// Per-direction protocol state: each TCP protocol's `Session` (DNP3's transport
+/// reassembly, the OPC UA channel's security policy, …). Chosen at the first message.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Session {
+    #[default]
+    New,
+    Modbus(modbus::Session),
+    Dnp3(dnp3::Session),
+    Enip(enip::Session),
+    S7(s7::Session),
+    Iec104(iec104::Session),
+    OpcUa(opcua::Session),
+}
+
+impl Session {
+    fn is_idle(&self) -> bool {
+        match self {
+            Session::New => true,
+            Session::Modbus(s) => s.is_idle(),
+            Session::Dnp3(s) => s.is_idle(),
+            Session::Enip(s) => s.is_idle(),
+            Session::S7(s) => s.is_idle(),
+            Session::Iec104(s) => s.is_idle(),
+            Session::OpcUa(s) => s.is_idle(),
+        }
+    }
 }
 
 impl StreamDir {
@@ -98,7 +126,7 @@ impl StreamDir {
     /// Whether the direction sits between two messages: nothing gathered, nothing to
     /// pass over, no DNP3 fragment half assembled.
     pub fn at_boundary(&self) -> bool {
-        self.held == 0 && self.skip == 0 && self.dnp3.is_idle()
+        self.held == 0 && self.skip == 0 && self.session.is_idle()
     }
 
     /// Whether framing was lost in this direction.
@@ -126,12 +154,28 @@ impl StreamDir {
     ) where
         F: FnMut(Result<Message<'_>, Malformed>),
     {
-        if protocol == Protocol::Dnp3 {
-            if let Some(result) = self.dnp3.push(bytes, dir, aux) {
-                on(result.map(Message::Dnp3));
-            }
-        } else {
-            on(Message::parse(protocol, bytes, total, dir));
+        if self.session == Session::New {
+            self.session = match protocol {
+                Protocol::Modbus => Session::Modbus(Default::default()),
+                Protocol::Dnp3 => Session::Dnp3(Default::default()),
+                Protocol::Enip => Session::Enip(Default::default()),
+                Protocol::S7 => Session::S7(Default::default()),
+                Protocol::Iec104 => Session::Iec104(Default::default()),
+                Protocol::OpcUa => Session::OpcUa(Default::default()),
+                Protocol::EnipIo | Protocol::Bacnet => Session::New,
+            };
+        }
+        let result = match &mut self.session {
+            Session::Modbus(s) => s.message(bytes, total, dir, aux),
+            Session::Dnp3(s) => s.message(bytes, total, dir, aux),
+            Session::Enip(s) => s.message(bytes, total, dir, aux),
+            Session::S7(s) => s.message(bytes, total, dir, aux),
+            Session::Iec104(s) => s.message(bytes, total, dir, aux),
+            Session::OpcUa(s) => s.message(bytes, total, dir, aux),
+            Session::New => Some(Message::parse(protocol, bytes, total, dir)),
+        };
+        if let Some(result) = result {
+            on(result);
         }
     }
 }

@@ -1,5 +1,6 @@
 //! A sequence of frames, each with an ingress port and a time step, through one pipeline
 //! in enforce and in monitor mode: nothing may panic, and monitor mode forwards all.
+//! The policy inspects every industrial protocol on its well-known port.
 #![no_main]
 
 use std::sync::{Arc, OnceLock};
@@ -23,6 +24,69 @@ ip = ["10.10.0.10", "fd00::10"]
 mac = "02:00:00:00:00:10"
 [hosts.hmi]
 ip = ["10.10.0.0/24", "fd00::/64"]
+[inspection]
+streams = 16
+buffer = 1024
+[[rule]]
+name = "modbus"
+from = "hmi"
+to = "plc"
+proto = "modbus"
+action = "allow"
+log = true
+[rule.modbus]
+preset = "read-only"
+addresses = ["0-999"]
+[[rule]]
+name = "modbus-writes"
+from = "hmi"
+to = "plc"
+proto = "modbus"
+action = "alert"
+[rule.modbus]
+functions = ["write-single-register"]
+[[rule]]
+name = "dnp3"
+from = "hmi"
+to = "plc"
+proto = "dnp3"
+action = "allow"
+[[rule]]
+name = "enip"
+from = "hmi"
+to = "plc"
+proto = "enip"
+action = "allow"
+[[rule]]
+name = "enip-io"
+from = "hmi"
+to = "plc"
+proto = "enip-io"
+action = "allow"
+[[rule]]
+name = "s7"
+from = "hmi"
+to = "plc"
+proto = "s7"
+action = "allow"
+[[rule]]
+name = "iec104"
+from = "hmi"
+to = "plc"
+proto = "iec104"
+action = "allow"
+[[rule]]
+name = "opcua"
+from = "hmi"
+to = "plc"
+proto = "opcua"
+action = "allow"
+[[rule]]
+name = "bacnet"
+from = "hmi"
+to = "plc"
+proto = "bacnet"
+action = "allow"
 [[rule]]
 name = "tcp"
 from = "hmi"
@@ -77,6 +141,7 @@ fuzz_target!(|data: &[u8]| {
             if i == 1 {
                 assert!(outcome.forward, "monitor mode forwards every frame");
             }
+            pipeline.clear_injected();
             pipeline.housekeeping(now, 4);
         }
     }

@@ -38,6 +38,25 @@ pub fn require_root() -> bool {
     panic!("the namespace tests need root (set GK_SKIP_NETNS=1 to skip them knowingly)");
 }
 
+/// The Python with the real protocol peers (pymodbus …): `GK_PYTHON` (set by the
+/// Makefile), else the venv `make venv` builds in `target/venv`.
+pub fn python() -> String {
+    if let Some(p) = std::env::var_os("GK_PYTHON") {
+        return p.to_string_lossy().into_owned();
+    }
+    let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/venv/bin/python3");
+    assert!(
+        Path::new(venv).exists(),
+        "no Python with the protocol peers: run `make venv` (or set GK_PYTHON)"
+    );
+    venv.to_string()
+}
+
+/// A peer script in tests/peers/.
+pub fn peer_script(name: &str) -> String {
+    format!("{}/tests/peers/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
 pub fn run(cmd: &str, args: &[&str]) -> Output {
     Command::new(cmd)
         .args(args)
@@ -204,8 +223,13 @@ impl Net {
             role,
             &format!("python3 -u {} {proto}-server {port}", Net::peers()),
         );
+        self.wait_listening(role, proto, port);
+    }
+
+    /// Wait (up to 20 s) until something in `role` listens on `port` (`tcp` or `udp`).
+    pub fn wait_listening(&self, role: &str, proto: &str, port: u16) {
         let probe = if proto == "tcp" { "-tln" } else { "-uln" };
-        wait_until(Duration::from_secs(10), || {
+        wait_until(Duration::from_secs(20), || {
             self.try_sh(
                 role,
                 &format!("ss -H {probe} 'sport = :{port}' | grep -q ."),
