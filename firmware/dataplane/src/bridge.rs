@@ -14,6 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tracing::{info, warn};
 
 use crate::event::EventSink;
+use crate::inspect::{apply_rewrite, TcpRewrite};
 use crate::port::{
     check_same_mtu, set_link_up, LinkMonitor, PortError, PreparedPort, RawPort, VnetHdr,
     MAX_GSO_FRAME,
@@ -74,6 +75,10 @@ pub struct Bridge<S> {
     pipeline: Pipeline<S>,
     monitor: Option<LinkMonitor>,
     clock: Clock,
+    /// Per receive slot: forward it (reserved at open, reused every batch).
+    verdicts: Vec<bool>,
+    /// Frames of the batch to edit in place: (slot, new numbers, partial checksum).
+    rewrites: Vec<(usize, TcpRewrite, bool)>,
 }
 
 impl<S> std::fmt::Debug for Bridge<S> {
@@ -161,6 +166,8 @@ impl<S: EventSink> Bridge<S> {
             clock: Clock {
                 start: Instant::now(),
             },
+            verdicts: Vec::with_capacity(config.batch),
+            rewrites: vec![(0, TcpRewrite { seq: 0, ack: 0 }, false); config.batch.max(1)],
         })
     }
 
@@ -241,15 +248,38 @@ impl<S: EventSink> Bridge<S> {
                 break;
             }
             let now = self.clock.now();
-            let mut batch = tx.raw.tx();
-            let mut staged = 0u64;
-            for slot in rx.raw.rx().iter() {
+            // Judge the whole batch first: the few frames that need new TCP sequence
+            // numbers (after the gatekeeper answered a request itself) are edited in
+            // place before anything is sent.
+            let verdicts = &mut self.verdicts;
+            verdicts.clear();
+            verdicts.resize(rx.raw.rx().capacity(), false);
+            let mut edits = 0usize;
+            for (i, slot) in rx.raw.rx().iter_indexed() {
                 let outcome = if slot.truncated() {
                     self.pipeline.oversize(slot.frame(), ingress, now)
                 } else {
                     self.pipeline.process(slot.frame(), ingress, now)
                 };
-                if outcome.forward && batch.push(&slot) {
+                verdicts[i] = outcome.forward;
+                if let (true, Some(rewrite)) = (outcome.forward, outcome.rewrite) {
+                    let partial = slot.vnet_hdr().flags & VnetHdr::F_NEEDS_CSUM != 0;
+                    // At most one edit per slot, and there are as many entries as slots.
+                    if let Some(entry) = self.rewrites.get_mut(edits) {
+                        *entry = (i, rewrite, partial);
+                        edits += 1;
+                    }
+                }
+            }
+            for &(i, rewrite, partial) in &self.rewrites[..edits] {
+                if let Some(frame) = rx.raw.rx_mut().frame_mut(i) {
+                    apply_rewrite(frame, &rewrite, partial);
+                }
+            }
+            let mut batch = tx.raw.tx();
+            let mut staged = 0u64;
+            for (i, slot) in rx.raw.rx().iter_indexed() {
+                if verdicts[i] && batch.push(&slot) {
                     staged += 1;
                 }
             }

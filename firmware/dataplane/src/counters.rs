@@ -204,7 +204,7 @@ impl Counters {
             if reason.is_drop() {
                 let _ = writeln!(
                     out,
-                    "    {:<16} dropped {:>10}  would-drop {:>10}",
+                    "    {:<18} dropped {:>10}  would-drop {:>10}",
                     reason.code(),
                     d.get(),
                     w.get()

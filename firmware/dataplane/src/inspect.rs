@@ -23,11 +23,155 @@ pub struct StreamSlot {
     /// Monitor mode forwarded a gap in this direction: its messages are no longer
     /// followed (reported once).
     pub lost: [bool; 2],
-    /// Sequence-number shift per direction, after the gatekeeper answered a request
-    /// in the server's name and dropped it (`on-deny = "modbus-exception"`): the
-    /// sender's bytes that its peer never saw, and the bytes its peer got from us.
-    pub removed: [u32; 2],
-    pub inserted: [u32; 2],
+    /// Sequence-number shifts per direction, after the gatekeeper answered a request in
+    /// the server's name and dropped it (`on-deny = "modbus-exception"`): the client's
+    /// bytes the server never saw, and the bytes the client got from us.
+    pub shift: [SeqShift; 2],
+    /// The last request answered that way, to answer its retransmissions the same way.
+    pub answered: Option<Answered>,
+}
+
+impl StreamSlot {
+    /// Whether the conversation's sequence numbers are rewritten.
+    pub fn shifted(&self) -> bool {
+        !self.shift[0].is_zero() || !self.shift[1].is_zero()
+    }
+}
+
+/// A request the gatekeeper answered itself: the client's bytes `start..end` and the
+/// answer it got at `answer_seq`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answered {
+    pub start: u32,
+    pub end: u32,
+    pub answer_seq: u32,
+    pub answer_len: u8,
+    pub answer: [u8; 16],
+    /// Why the request was denied.
+    pub reason: crate::Reason,
+}
+
+/// How one direction's sequence numbers differ between its sender and its receiver
+/// after the gatekeeper removed bytes from it or added bytes to it: `before` is added
+/// to the sender's numbers below `pos`, `after` from `pos` on (wrapping; a removal adds
+/// a "negative" amount). One step of history, as netfilter's seqadj keeps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SeqShift {
+    pub pos: u32,
+    pub before: u32,
+    pub after: u32,
+}
+
+/// `a` comes before `b` in sequence space (RFC 1982).
+fn seq_lt(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) < 0
+}
+
+impl SeqShift {
+    pub fn is_zero(&self) -> bool {
+        self.before == 0 && self.after == 0
+    }
+
+    /// The receiver's number for the sender's `seq`.
+    pub fn seq(&self, seq: u32) -> u32 {
+        if seq_lt(seq, self.pos) {
+            seq.wrapping_add(self.before)
+        } else {
+            seq.wrapping_add(self.after)
+        }
+    }
+
+    /// The sender's number for an acknowledgement (or SACK edge) from the receiver. An
+    /// acknowledgement of bytes the gatekeeper added maps to where they were added.
+    pub fn ack(&self, ack: u32) -> u32 {
+        let boundary = self.pos.wrapping_add(self.after);
+        if !seq_lt(ack, boundary) {
+            return ack.wrapping_sub(self.after);
+        }
+        let a = ack.wrapping_sub(self.before);
+        if seq_lt(self.pos, a) {
+            self.pos
+        } else {
+            a
+        }
+    }
+
+    /// From the sender's `pos` on, `delta` more is added (wrapping: `0u32.wrapping_sub(n)`
+    /// removes `n` bytes).
+    pub fn shift(&mut self, pos: u32, delta: u32) {
+        self.before = self.after;
+        self.pos = pos;
+        self.after = self.after.wrapping_add(delta);
+    }
+}
+
+/// New sequence and acknowledgement numbers for a forwarded TCP segment; SACK blocks
+/// are blanked (their edges would need the same translation, and SACK is advisory).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpRewrite {
+    pub seq: u32,
+    pub ack: u32,
+}
+
+/// Applies `rw` to `frame` in place. `checksum_partial`: the frame's TCP checksum is
+/// left for the kernel to complete (vnet `NEEDS_CSUM`), so it holds only the
+/// pseudo-header sum, which does not change; otherwise the checksum is recomputed.
+/// Returns false (and leaves the frame alone) when the frame is not the TCP segment the
+/// rewrite was computed for.
+pub fn apply_rewrite(frame: &mut [u8], rw: &TcpRewrite, checksum_partial: bool) -> bool {
+    let Some((tcp_at, options_len, end, src, dst)) = tcp_layout(frame) else {
+        return false;
+    };
+    let segment = &mut frame[tcp_at..end];
+    segment[4..8].copy_from_slice(&rw.seq.to_be_bytes());
+    segment[8..12].copy_from_slice(&rw.ack.to_be_bytes());
+    blank_sack(&mut segment[20..20 + options_len]);
+    if !checksum_partial {
+        tcp::Packet::new_unchecked(segment).fill_checksum(src, dst);
+    }
+    true
+}
+
+/// Where the TCP segment of a frame is: (header offset, options length, end of the
+/// segment, source, destination).
+fn tcp_layout(frame: &[u8]) -> Option<(usize, usize, usize, IpAddr, IpAddr)> {
+    let parsed = gk_packet::dissect(frame).ok()?;
+    let L3::Ip(ip) = parsed.l3 else { return None };
+    let L4::Tcp {
+        options, payload, ..
+    } = ip.l4
+    else {
+        return None;
+    };
+    // Both slices point into `frame`: their offsets locate the header.
+    let base = frame.as_ptr() as usize;
+    let options_at = options.as_ptr() as usize - base;
+    let end = payload.as_ptr() as usize - base + payload.len();
+    Some((options_at - 20, options.len(), end, ip.src, ip.dst))
+}
+
+/// Turns SACK options (kind 5) into NOPs, walking the option list safely.
+fn blank_sack(options: &mut [u8]) {
+    let mut i = 0;
+    while i < options.len() {
+        match options[i] {
+            0 => return,
+            1 => i += 1,
+            kind => {
+                let Some(&len) = options.get(i + 1) else {
+                    return;
+                };
+                let len = usize::from(len);
+                if len < 2 || i + len > options.len() {
+                    return;
+                }
+                if kind == 5 {
+                    options[i..i + len].fill(1);
+                }
+                i += len;
+            }
+        }
+    }
 }
 
 /// Fixed-capacity pool of stream slots and their reassembly buffers (two per slot).
@@ -164,6 +308,10 @@ pub struct Segment<'f> {
     pub seq: u32,
     pub ack: u32,
     pub payload_len: u32,
+    /// The numbers as the receiver knows them (they differ from `seq`/`ack` after the
+    /// gatekeeper answered a request itself); set by `of` to `seq` and `ack`.
+    pub seq_on: u32,
+    pub ack_on: u32,
 }
 
 impl<'f> Segment<'f> {
@@ -191,6 +339,8 @@ impl<'f> Segment<'f> {
             seq,
             ack,
             payload_len: payload.len() as u32,
+            seq_on: seq,
+            ack_on: ack,
         })
     }
 }
@@ -293,8 +443,8 @@ pub fn resets(queue: &mut InjectQueue, ingress: Port, seg: &Segment<'_>) -> usiz
     let flags = tcp_flags::RST | tcp_flags::ACK;
     let on = Answer {
         back: false,
-        seq: seg.seq,
-        ack: seg.ack,
+        seq: seg.seq_on,
+        ack: seg.ack_on,
         flags,
         payload: &[],
     };
@@ -314,6 +464,82 @@ mod test {
     use super::*;
     use crate::testing::FrameBuilder;
     use gk_packet::dissect;
+
+    #[test]
+    fn shifts_translate_both_ways_with_one_step_of_history() {
+        // The client's bytes 1000..1012 were removed: the server's view is 12 lower
+        // from 1012 on.
+        let mut removal = SeqShift::default();
+        removal.shift(1012, 0u32.wrapping_sub(12));
+        assert_eq!(removal.seq(900), 900);
+        assert_eq!(removal.seq(1012), 1000);
+        assert_eq!(removal.seq(1100), 1088);
+        assert_eq!(
+            removal.ack(1000),
+            1012,
+            "the server acks up to the gap: all of it"
+        );
+        assert_eq!(removal.ack(999), 999);
+        assert_eq!(removal.ack(1088), 1100);
+        // The client got 9 bytes from us at server position 5000.
+        let mut insertion = SeqShift::default();
+        insertion.shift(5000, 9);
+        assert_eq!(insertion.seq(5000), 5009);
+        assert_eq!(insertion.seq(4999), 4999);
+        assert_eq!(insertion.ack(5009), 5000);
+        assert_eq!(
+            insertion.ack(5004),
+            5000,
+            "acks of our bytes map to where they went"
+        );
+        assert_eq!(insertion.ack(4000), 4000);
+        // A second change keeps the first as `before`.
+        insertion.shift(6000, 9);
+        assert_eq!(insertion.seq(5500), 5509);
+        assert_eq!(insertion.seq(6000), 6018);
+        assert_eq!(insertion.ack(6018), 6000);
+        // Across the wrap.
+        let mut wrap = SeqShift::default();
+        wrap.shift(u32::MAX - 3, 0u32.wrapping_sub(8));
+        assert_eq!(wrap.seq(2), u32::MAX - 5);
+        assert_eq!(wrap.ack(u32::MAX - 5), 2);
+    }
+
+    #[test]
+    fn rewrite_sets_numbers_blanks_sack_and_fixes_the_checksum() {
+        let b = FrameBuilder::new([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+        let (src, dst): (IpAddr, IpAddr) =
+            ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let mut frame = b.tcp_seq(src, 1, dst, 502, 10, 20, tcp_flags::ACK, b"data");
+        // Put a SACK block (and a NOP) into the options by hand: 12 option bytes.
+        let ip_at = 14;
+        let tcp_at = ip_at + 20;
+        let mut with_opts = frame[..tcp_at + 20].to_vec();
+        with_opts.extend_from_slice(&[1, 1, 5, 10, 0, 0, 0, 1, 0, 0, 0, 2]);
+        with_opts.extend_from_slice(b"data");
+        with_opts[tcp_at + 12] = 8 << 4;
+        let total = (with_opts.len() - ip_at) as u16;
+        with_opts[ip_at + 2..ip_at + 4].copy_from_slice(&total.to_be_bytes());
+        ipv4::Packet::new_unchecked(&mut with_opts[ip_at..]).fill_checksum();
+        tcp::Packet::new_unchecked(&mut with_opts[tcp_at..]).fill_checksum(src, dst);
+        frame = with_opts;
+        let rw = TcpRewrite { seq: 7, ack: 8 };
+        assert!(apply_rewrite(&mut frame, &rw, false));
+        let t = tcp::Packet::new_checked(&frame[tcp_at..]).unwrap();
+        assert_eq!((t.seq_number(), t.ack_number()), (7, 8));
+        assert_eq!(t.options(), &[1; 12]);
+        assert_eq!(t.payload(), b"data");
+        assert!(t.verify_checksum(src, dst));
+        // With a partial checksum the field is left alone.
+        let before = frame[tcp_at + 16..tcp_at + 18].to_vec();
+        assert!(apply_rewrite(
+            &mut frame,
+            &TcpRewrite { seq: 9, ack: 9 },
+            true
+        ));
+        assert_eq!(&frame[tcp_at + 16..tcp_at + 18], &before[..]);
+        assert!(!apply_rewrite(&mut [0u8; 20], &rw, false));
+    }
 
     #[test]
     fn resets_go_both_ways_at_the_expected_sequence_numbers() {

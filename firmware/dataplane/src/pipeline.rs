@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use gk_inspect::stream;
-use gk_inspect::{Dir, Malformed, Message, Op};
+use gk_inspect::{modbus, Dir, Malformed, Message, Op, Protocol};
 use gk_packet::{dissect, tcp_flags, Frame, IpInfo, L3, L4};
 use gk_policy::{Action, FlowQuery, Mode, OnDeny, Policy, RuleId};
 
@@ -14,7 +14,9 @@ use crate::flow::{
     Endpoint, FlowEntry, FlowHandle, FlowKey, FlowState, FlowTable, FlowVerdict, Timeouts,
     NO_STREAM,
 };
-use crate::inspect::{self, InjectQueue, Injected, Segment, StreamPool};
+use crate::inspect::{
+    self, Answer, Answered, InjectQueue, Injected, Segment, StreamPool, TcpRewrite,
+};
 use crate::{Port, Reason};
 
 /// Frames the gatekeeper may build per batch (two per denied conversation).
@@ -41,6 +43,9 @@ pub struct Outcome {
     pub op: Option<Op>,
     /// Why the message was malformed, when that is the reason.
     pub detail: Option<&'static str>,
+    /// New TCP sequence numbers for the forwarded frame (after the gatekeeper answered a
+    /// request itself); the forwarding loop applies it with [`inspect::apply_rewrite`].
+    pub rewrite: Option<TcpRewrite>,
 }
 
 /// The per-packet state machine. Owned by one thread; nothing in it locks.
@@ -438,6 +443,7 @@ impl<S: EventSink> Pipeline<S> {
                             reason,
                             op: None,
                             detail: None,
+                            rewrite: None,
                         }
                     }
                 };
@@ -542,6 +548,7 @@ impl<S: EventSink> Pipeline<S> {
             reason: Reason::Rule,
             op: None,
             detail: None,
+            rewrite: None,
         }
     }
 
@@ -575,10 +582,11 @@ impl<S: EventSink> Pipeline<S> {
                 src_port,
                 dst_port,
                 seq,
+                ack,
                 flags,
                 payload,
                 ..
-            } => (src_port, dst_port, payload, Some((seq, flags))),
+            } => (src_port, dst_port, payload, Some((seq, ack, flags))),
             L4::Udp {
                 src_port,
                 dst_port,
@@ -629,10 +637,15 @@ impl<S: EventSink> Pipeline<S> {
             messages: 0,
         };
         let mut gap = false;
+        // For the answer in the server's name: whether this segment held exactly the
+        // messages it completed (no partial message before or after, nothing seen twice).
+        let mut whole = false;
+        let mut rewrite = None;
+        let mut answer_again = None;
         match tcp {
             None => stream::datagram(protocol, payload, dir, &mut |m| judge.message(m)),
             Some(_) if entry.stream == NO_STREAM => {}
-            Some((seq, flags)) => {
+            Some((seq, ack, flags)) => {
                 let (slot, buf) = self.streams.slot_and_buffer(entry.stream, d);
                 let mut data_seq = seq;
                 if flags & tcp_flags::SYN != 0 {
@@ -640,7 +653,13 @@ impl<S: EventSink> Pipeline<S> {
                     slot.next_seq[d] = data_seq;
                     slot.synced[d] = true;
                 }
-                if !payload.is_empty() && !slot.lost[d] {
+                let again = slot
+                    .answered
+                    .filter(|a| d == 0 && overlaps(data_seq, payload.len() as u32, a.start, a.end));
+                if again.is_some() {
+                    // The client did not get our answer and sent the request again.
+                    answer_again = again;
+                } else if !payload.is_empty() && !slot.lost[d] {
                     if !slot.synced[d] {
                         slot.next_seq[d] = data_seq;
                         slot.synced[d] = true;
@@ -655,16 +674,41 @@ impl<S: EventSink> Pipeline<S> {
                         Bytes::Gap => gap = true,
                         Bytes::Seen => {}
                         Bytes::New(data) => {
+                            let boundary_before = slot.dirs[d].at_boundary();
                             slot.next_seq[d] = slot.next_seq[d].wrapping_add(data.len() as u32);
                             slot.dirs[d].feed(protocol, buf, data, dir, &mut |m| judge.message(m));
+                            whole = boundary_before
+                                && slot.dirs[d].at_boundary()
+                                && data.len() == payload.len();
                         }
                     }
+                }
+                if slot.shifted() {
+                    rewrite = Some(TcpRewrite {
+                        seq: slot.shift[d].seq(seq),
+                        ack: slot.shift[1 - d].ack(ack),
+                    });
                 }
             }
         }
         let Judge {
-            denied, last_op, ..
+            denied,
+            last_op,
+            messages,
+            ..
         } = judge;
+        if let Some(answered) = answer_again {
+            self.answer_again(seen, entry.stream, &answered);
+            return Outcome {
+                forward: false,
+                verdict: EventVerdict::Deny,
+                rule: Some(first),
+                reason: answered.reason,
+                op: None,
+                detail: None,
+                rewrite: None,
+            };
+        }
         if gap {
             // Counted, not reported: a gap is TCP recovering from loss, and the sender
             // retransmits what is missing; the segment is judged when it fits.
@@ -676,11 +720,13 @@ impl<S: EventSink> Pipeline<S> {
                 reason: Reason::OutOfOrder,
                 op: None,
                 detail: None,
+                rewrite: None,
             };
         }
         let Some(denied) = denied else {
             return Outcome {
                 op: last_op,
+                rewrite,
                 ..flow_allowed(first)
             };
         };
@@ -692,10 +738,20 @@ impl<S: EventSink> Pipeline<S> {
                 reason: denied.reason,
                 op: denied.op,
                 detail: denied.detail,
+                rewrite,
             };
         }
         if tcp.is_some() {
-            self.end_conversation(seen, handle, denied.rule.unwrap_or(first));
+            let rule = denied.rule.unwrap_or(first);
+            let answerable = self.policy.rule(rule).on_deny == OnDeny::ModbusException
+                && protocol == Protocol::Modbus
+                && dir == Dir::Request
+                && whole
+                && messages == 1
+                && denied.reason != Reason::Malformed;
+            if !(answerable && self.answer_modbus(seen, entry.stream, payload, denied.reason)) {
+                self.end_conversation(seen, handle, entry.stream);
+            }
         }
         Outcome {
             forward: false,
@@ -704,21 +760,103 @@ impl<S: EventSink> Pipeline<S> {
             reason: denied.reason,
             op: denied.op,
             detail: denied.detail,
+            rewrite: None,
         }
     }
 
     /// After a denied message: reset the TCP conversation towards both ends (its
     /// rule's `on-deny`) and forget it, so that stragglers are refused (`tcp-state`).
-    fn end_conversation(&mut self, seen: &Seen<'_, '_>, handle: FlowHandle, rule: RuleId) {
-        let segment = seen.parsed.and_then(|p| Segment::of(seen.frame, p));
-        if let Some(segment) = segment {
-            // Modbus exceptions arrive in the next step; until then every rule resets.
-            let _ = self.policy.rule(rule).on_deny == OnDeny::ModbusException;
+    fn end_conversation(&mut self, seen: &Seen<'_, '_>, handle: FlowHandle, stream: u32) {
+        if let Some(mut segment) = seen.parsed.and_then(|p| Segment::of(seen.frame, p)) {
+            // The reset towards the server speaks in the server's numbers.
+            if stream != NO_STREAM {
+                let slot = self.streams.slot(stream);
+                let (d, other) = if seen.ingress == Port::Plant {
+                    (0, 1)
+                } else {
+                    (1, 0)
+                };
+                if slot.shifted() {
+                    segment.seq_on = slot.shift[d].seq(segment.seq);
+                    segment.ack_on = slot.shift[other].ack(segment.ack);
+                }
+            }
             let built = inspect::resets(&mut self.injected, seen.ingress, &segment);
             self.counters.injected.add(built as u64);
         }
         self.flows.remove(handle);
         self.reclaim_streams();
+    }
+
+    /// `on-deny = "modbus-exception"`: answers the client with an exception in the
+    /// server's name, drops the request, and from then on shifts the conversation's
+    /// sequence numbers so that neither side notices the gap. Returns false when the
+    /// answer cannot be built (the caller resets instead).
+    fn answer_modbus(
+        &mut self,
+        seen: &Seen<'_, '_>,
+        stream: u32,
+        payload: &[u8],
+        reason: Reason,
+    ) -> bool {
+        let Some(segment) = seen.parsed.and_then(|p| Segment::of(seen.frame, p)) else {
+            return false;
+        };
+        let Ok(request) = modbus::parse(payload, payload.len(), Dir::Request) else {
+            return false;
+        };
+        let code = match reason {
+            Reason::Address => modbus::Exception::IllegalDataAddress,
+            Reason::Unit => modbus::Exception::GatewayTargetFailed,
+            _ => modbus::Exception::IllegalFunction,
+        };
+        let mut answer = [0u8; 16];
+        let Some(len) = modbus::emit_exception(&mut answer, &request, code) else {
+            return false;
+        };
+        let slot = self.streams.slot(stream);
+        // The answer goes where the server's next byte would go in the client's view:
+        // after everything the server has sent so far.
+        let server_next = if slot.synced[1] {
+            slot.next_seq[1]
+        } else {
+            slot.shift[1].ack(segment.ack)
+        };
+        let answer_seq = slot.shift[1].seq(server_next);
+        let end = segment.seq.wrapping_add(segment.payload_len);
+        let answered = Answered {
+            start: segment.seq,
+            end,
+            answer_seq,
+            answer_len: len as u8,
+            answer,
+            reason,
+        };
+        if !self.answer_again(seen, stream, &answered) {
+            return false;
+        }
+        let slot = self.streams.slot(stream);
+        slot.shift[1].shift(server_next, len as u32);
+        slot.shift[0].shift(end, 0u32.wrapping_sub(segment.payload_len));
+        slot.answered = Some(answered);
+        true
+    }
+
+    /// Sends the client the answer to its request `answered` (again).
+    fn answer_again(&mut self, seen: &Seen<'_, '_>, _stream: u32, answered: &Answered) -> bool {
+        let Some(segment) = seen.parsed.and_then(|p| Segment::of(seen.frame, p)) else {
+            return false;
+        };
+        let reply = Answer {
+            back: true,
+            seq: answered.answer_seq,
+            ack: answered.end,
+            flags: tcp_flags::ACK | tcp_flags::PSH,
+            payload: &answered.answer[..usize::from(answered.answer_len)],
+        };
+        let built = inspect::build(&mut self.injected, seen.ingress, &segment, &reply);
+        self.counters.injected.add(u64::from(built));
+        built
     }
 
     /// Whether an ICMP error quotes a packet of a live conversation, is addressed to that
@@ -764,6 +902,7 @@ impl<S: EventSink> Pipeline<S> {
             reason,
             op: None,
             detail: None,
+            rewrite: None,
         }
     }
 }
@@ -792,6 +931,13 @@ fn count_refusal(
         _ => {}
     }
     EventVerdict::Deny
+}
+
+/// Whether the `len` bytes from `seq` touch the range `start..end`.
+fn overlaps(seq: u32, len: u32, start: u32, end: u32) -> bool {
+    len > 0
+        && end.wrapping_sub(seq) as i32 > 0
+        && seq.wrapping_add(len).wrapping_sub(start) as i32 > 0
 }
 
 /// Where a segment's payload stands against the next sequence number expected.
@@ -840,6 +986,7 @@ struct Judge<'j, 'a, 'f, S> {
     monitor: bool,
     denied: Option<Denied>,
     last_op: Option<Op>,
+    /// Messages completed by this packet.
     messages: u32,
 }
 
@@ -927,6 +1074,7 @@ fn allowed(reason: Reason) -> Outcome {
         reason,
         op: None,
         detail: None,
+        rewrite: None,
     }
 }
 
@@ -939,6 +1087,7 @@ fn flow_allowed(rule: RuleId) -> Outcome {
         reason: Reason::Flow,
         op: None,
         detail: None,
+        rewrite: None,
     }
 }
 

@@ -224,7 +224,7 @@ fn later_rules_judge_what_earlier_ones_do_not_take() {
     let e = h.events();
     assert_eq!(e[0].verdict, EventVerdict::Alert);
     assert_eq!(modbus_op(&e[0]).address, Some(5000));
-    // A write outside 100-199 is refused; the first rule that could have taken it says why.
+    // A write outside 100-199 is refused; the rule that came closest (eng-writes: unit and function fit) says why.
     let out = c.client(&mut h, &write(3, 250));
     assert_eq!((out.forward, out.reason), (false, Reason::Address));
     let name = out.rule.map(|r| h.pipeline.policy().rule(r).name.clone());
@@ -364,4 +364,142 @@ fn the_stream_table_has_a_fixed_size_and_says_when_it_is_full() {
         b"",
     );
     assert!(h.send(&syn, Port::Plant).forward);
+}
+
+/// The TCP fields and payload of a frame.
+fn tcp_of(frame: &[u8]) -> (u32, u32, u8, Vec<u8>) {
+    let f = dissect(frame).unwrap();
+    let L3::Ip(ip) = f.l3 else { panic!("not IP") };
+    let L4::Tcp {
+        seq,
+        ack,
+        flags,
+        payload,
+        ..
+    } = ip.l4
+    else {
+        panic!("not TCP")
+    };
+    (seq, ack, flags, payload.to_vec())
+}
+
+#[test]
+fn modbus_exception_answers_in_the_server_s_name_and_keeps_the_connection() {
+    let extra = r#"
+[[rule]]
+name = "intruder-reads"
+from = "any"
+to = "plc"
+proto = "modbus"
+action = "allow"
+on-deny = "modbus-exception"
+[rule.modbus]
+preset = "read-only"
+addresses = ["0-99"]
+"#;
+    let mut h = Harness::new(&policy("enforce", extra));
+    let intruder = [2, 0, 0, 0, 0, 0x66];
+    let mut c = open(&mut h, intruder, "10.10.0.66", 40070);
+    assert!(c.client(&mut h, &read(1, 1, 0, 1)).forward);
+    let answer = [0, 1, 0, 0, 0, 5, 1, 3, 2, 0, 0];
+    assert!(c.server(&mut h, &answer).forward);
+    assert!(h.injected().is_empty());
+
+    // A write: answered with "illegal function" by the gatekeeper, not forwarded.
+    let w = write(2, 50);
+    let (write_seq, server_next) = (c.c_seq, c.s_seq);
+    let out = c.client(&mut h, &w);
+    assert_eq!((out.forward, out.reason), (false, Reason::Function));
+    let injected = h.injected();
+    assert_eq!(injected.len(), 1, "one answer, no reset");
+    assert_eq!(injected[0].0, Port::Plant);
+    let (seq, ack, flags, payload) = tcp_of(&injected[0].1);
+    assert_eq!(
+        payload,
+        [0, 2, 0, 0, 0, 3, 1, 0x86, 1],
+        "exception 1 to function 6"
+    );
+    assert_eq!((seq, ack), (server_next, write_seq + w.len() as u32));
+    assert_eq!(flags & (ACK | PSH | RST), ACK | PSH);
+
+    // A read outside the range: "illegal data address".
+    let r = read(3, 1, 200, 1);
+    let out = c.client(&mut h, &r);
+    assert_eq!(out.reason, Reason::Address);
+    let (seq, _, _, payload) = tcp_of(&h.injected()[0].1);
+    assert_eq!(payload, [0, 3, 0, 0, 0, 3, 1, 0x83, 2]);
+    assert_eq!(seq, server_next + 9, "after the first answer");
+
+    // The conversation goes on: the server sees the client's numbers without the two
+    // dropped requests, the client sees the server's after our two answers.
+    let removed = (w.len() + r.len()) as u32;
+    let (client_seq, client_ack) = (c.c_seq, c.s_seq + 18);
+    let frame = c.client.tcp_seq(
+        c.client_ip,
+        c.sport,
+        c.server_ip,
+        502,
+        client_seq,
+        client_ack,
+        ACK | PSH,
+        &read(4, 1, 5, 1),
+    );
+    let out = h.send(&frame, Port::Plant);
+    assert!(out.forward);
+    let rw = out.rewrite.expect("renumbered");
+    assert_eq!((rw.seq, rw.ack), (client_seq - removed, c.s_seq));
+    let reply = c.server.tcp_seq(
+        c.server_ip,
+        502,
+        c.client_ip,
+        c.sport,
+        c.s_seq,
+        client_seq - removed + 12,
+        ACK | PSH,
+        &[0, 4, 0, 0, 0, 5, 1, 3, 2, 0, 5],
+    );
+    let out = h.send(&reply, Port::Asset);
+    assert!(out.forward);
+    let rw = out.rewrite.expect("renumbered");
+    assert_eq!((rw.seq, rw.ack), (c.s_seq + 18, client_seq + 12));
+
+    // The client sends the dropped read again (our answer got lost): answered again.
+    let again = c.client.tcp_seq(
+        c.client_ip,
+        c.sport,
+        c.server_ip,
+        502,
+        client_seq - r.len() as u32,
+        client_ack,
+        ACK | PSH,
+        &r,
+    );
+    let out = h.send(&again, Port::Plant);
+    assert!(!out.forward);
+    let injected = h.injected();
+    assert_eq!(injected.len(), 1);
+    assert_eq!(tcp_of(&injected[0].1).3, [0, 3, 0, 0, 0, 3, 1, 0x83, 2]);
+}
+
+#[test]
+fn modbus_exception_falls_back_to_a_reset_when_the_segment_holds_more() {
+    let extra = r#"
+[[rule]]
+name = "intruder-reads"
+from = "any"
+to = "plc"
+proto = "modbus"
+action = "allow"
+on-deny = "modbus-exception"
+[rule.modbus]
+preset = "read-only"
+"#;
+    let mut h = Harness::new(&policy("enforce", extra));
+    let mut c = open(&mut h, [2, 0, 0, 0, 0, 0x66], "10.10.0.66", 40080);
+    let mut both = read(1, 1, 0, 1);
+    both.extend(write(2, 5));
+    assert!(!c.client(&mut h, &both).forward);
+    let injected = h.injected();
+    assert_eq!(injected.len(), 2, "a reset each way");
+    assert!(injected.iter().all(|(_, f)| tcp_of(f).2 & RST != 0));
 }

@@ -233,6 +233,11 @@ for r in p.get("rule", []):
     what = r.get("proto", "any")
     if r.get("ports"): what += " " + ",".join(map(str, r["ports"] if isinstance(r["ports"], list) else [r["ports"]]))
     if r.get("icmp"): what += " " + ",".join(map(str, r["icmp"] if isinstance(r["icmp"], list) else [r["icmp"]]))
+    section = r.get(what)
+    if isinstance(section, dict):
+        what += " [" + "; ".join(f"{k} {v if not isinstance(v, list) else ','.join(map(str, v))}" for k, v in section.items()) + "]"
+    if r.get("on-deny"):
+        what += f", on deny: {r['on-deny']}"
     print(f"    rule {r['name']}: {r['from']} → {r['to']} {what}: {r['action']}{' (logged)' if r.get('log') else ''}")
 print("    anything else: denied (no-rule)")
 EOF
@@ -254,6 +259,15 @@ say "${DIM}  PLC: $(head -n 1 "$WORK/plc.log" | sed 's/^plc: //')${RST}"
 start_gatekeeper
 say "${DIM}  gatekeeperd (pid $GK_PID) is forwarding: $GATEKEEPERD --plant plant --asset asset --unsigned-policy $POLICY --events $EVENTS${RST}"
 
+# modbus_write NS KIND ADDRESS VALUE: a write as the client sees it; sets WROTE to ok,
+# exception or reset.
+modbus_write() {
+    local rc=0
+    client "$1" "$PYTHON" "$TOOL" write --host $PLC_IP --kind "$2" --address "$3" --value "$4" \
+        --timeout 2 || rc=$?
+    case $rc in 0) WROTE=ok ;; 3) WROTE=exception ;; *) WROTE=reset ;; esac
+}
+
 CURRENT="1: HMI reads the PLC"
 step 1 "The HMI reads holding registers 0-9 from the PLC (Modbus/TCP, unit 1)"
 rc=0; client "$NS_HMI" "$PYTHON" "$TOOL" read --host $PLC_IP --count 10 --timeout 3 || rc=$?
@@ -261,29 +275,42 @@ outcome ok "$([[ $rc -eq 0 ]] && echo ok || echo blocked)" \
     "$([[ $rc -eq 0 ]] && echo "the read works" || echo "the read failed")"
 show_events
 
-CURRENT="2: HMI pings the PLC"
-step 2 "The HMI pings the PLC"
-rc=0; SHOW="tail -n 2" client "$NS_HMI" ping -c 3 -i 0.2 -W 1 $PLC_IP || rc=$?
-outcome ok "$([[ $rc -eq 0 ]] && echo ok || echo blocked)" \
-    "$([[ $rc -eq 0 ]] && echo "the PLC answers" || echo "no answer")"
-show_events "(no events: rule hmi-ping-plc allows without logging; the replies pass as part of the conversation)"
-
-CURRENT="3: intruder reads the PLC"
-step 3 "The intruder ($INTRUDER_IP) tries the same Modbus read"
-rc=0; client "$NS_INTRUDER" "$PYTHON" "$TOOL" read --host $PLC_IP --count 10 --timeout 2 || rc=$?
-outcome blocked "$([[ $rc -eq 0 ]] && echo ok || echo blocked)" \
-    "$([[ $rc -eq 0 ]] && echo "the intruder read the registers" || echo "blocked: its TCP handshake never gets an answer")"
+CURRENT="2: HMI changes the set-point"
+step 2 "The HMI changes the press force set-point (register 0 = 1250)"
+modbus_write "$NS_HMI" register 0 1250
+outcome ok "$WROTE" "$([[ $WROTE == ok ]] && echo "the PLC took the new set-point" || echo "the write failed")"
 show_events
 
-CURRENT="4: intruder pings the PLC"
-step 4 "The intruder pings the PLC"
+CURRENT="3: HMI writes the alarm word"
+step 3 "The HMI tries to clear the alarm word (register 9): not a set-point it may change"
+modbus_write "$NS_HMI" register 9 0
+outcome blocked "$([[ $WROTE == reset ]] && echo blocked || echo ok)" \
+    "$([[ $WROTE == reset ]] && echo "blocked: the request was dropped and the connection reset" || echo "the write was not stopped")"
+show_events
+
+CURRENT="4: intruder reads the PLC"
+step 4 "The intruder ($INTRUDER_IP) reads the registers: any plant host may read telemetry"
+rc=0; client "$NS_INTRUDER" "$PYTHON" "$TOOL" read --host $PLC_IP --count 10 --timeout 2 || rc=$?
+outcome ok "$([[ $rc -eq 0 ]] && echo ok || echo blocked)" \
+    "$([[ $rc -eq 0 ]] && echo "the read works (rule plant-reads does not log)" || echo "the read failed")"
+show_events "(no events: rule plant-reads allows reads without logging)"
+
+CURRENT="5: intruder starts the press"
+step 5 "The intruder writes coil 0 (start the press)"
+modbus_write "$NS_INTRUDER" coil 0 1
+outcome blocked "$([[ $WROTE == exception ]] && echo blocked || echo ok)" \
+    "$([[ $WROTE == exception ]] && echo "blocked: the gatekeeper answered in the PLC's name; the PLC never saw the request" || echo "the write was not answered with an exception")"
+show_events
+
+CURRENT="6: intruder pings the PLC"
+step 6 "The intruder pings the PLC"
 rc=0; SHOW="tail -n 2" client "$NS_INTRUDER" ping -c 2 -i 0.5 -W 1 $PLC_IP || rc=$?
 outcome blocked "$([[ $rc -eq 0 ]] && echo ok || echo blocked)" \
     "$([[ $rc -eq 0 ]] && echo "the PLC answered the intruder" || echo "blocked: no reply")"
 show_events
 
-CURRENT="5: intruder claims the PLC's address"
-step 5 "The intruder claims the PLC's address: ARP reply \"$PLC_IP is-at $INTRUDER_MAC\" sent to the PLC"
+CURRENT="7: intruder claims the PLC's address"
+step 7 "The intruder claims the PLC's address: ARP reply \"$PLC_IP is-at $INTRUDER_MAC\" sent to the PLC"
 rm -f "$WORK/watch.ready"
 "$IP" netns exec "$NS_PLC" "$PYTHON" "$TOOL" arp-watch --iface p0 --ip $PLC_IP --own-mac $PLC_MAC \
     --seconds 3 --ready "$WORK/watch.ready" >"$WORK/watch.out" 2>&1 &
@@ -317,7 +344,7 @@ awk 'f; /forwarding/ {f=1}' "$GKLOG" | sed 's/\x1b\[[0-9;]*m//g' | indent
 say
 tally=$("$PYTHON" "$TOOL" tally "$EVENTS")
 if [[ ${#FAILED[@]} -eq 0 ]]; then
-    say "${GRN}${B}Summary: the HMI read the PLC and pinged it; the intruder's Modbus read, ping and ARP spoof were all stopped. Events: $tally.${RST}"
+    say "${GRN}${B}Summary: the HMI read the PLC, changed its set-point and pinged it, and could not touch the alarm word; the intruder could read, but its coil write, ping and ARP spoof were all stopped. Events: $tally.${RST}"
 else
     say "${RED}${B}Summary: NOT as the policy says: $(printf '%s; ' "${FAILED[@]}")events: $tally.${RST}"
     exit 1

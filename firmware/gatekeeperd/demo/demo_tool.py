@@ -3,12 +3,13 @@
 the pretty-printer for gatekeeperd's JSON-lines events.
 
     demo_tool.py read --host 10.10.0.10 [--count 10] [--timeout 2]
+    demo_tool.py write --host 10.10.0.10 --kind register|coil --address A --value V
     demo_tool.py arp-spoof --iface IF --claim-ip IP [--count 3]
     demo_tool.py arp-watch --iface IF --ip IP --own-mac MAC --seconds S
     demo_tool.py events FILE [--offset N]       # prints one line per event
     demo_tool.py tally FILE                     # "N allow, M deny (reasons)"
 
-Only `read` needs pymodbus; the rest is the standard library.
+Only `read` and `write` need pymodbus; the rest is the standard library.
 """
 
 from __future__ import annotations
@@ -65,6 +66,47 @@ def cmd_read(a: argparse.Namespace) -> int:
         regs = list(rr.registers)[: a.count]
         print(f"holding registers {a.address}-{a.address + len(regs) - 1} (unit {a.unit}): "
               + " ".join(str(r) for r in regs))
+        return 0
+    finally:
+        client.close()
+
+
+EXCEPTIONS = {1: "illegal function", 2: "illegal data address", 3: "illegal data value",
+              4: "server device failure", 10: "gateway path unavailable",
+              11: "gateway target device failed to respond"}
+
+
+def cmd_write(a: argparse.Namespace) -> int:
+    """One write (a holding register or a coil); says what the client saw."""
+    import inspect
+    import logging
+
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+    from pymodbus.client import ModbusTcpClient
+
+    client = ModbusTcpClient(a.host, port=a.port, timeout=a.timeout, retries=0)
+    what = (f"register {a.address} = {a.value}" if a.kind == "register"
+            else f"coil {a.address} = {'ON' if a.value else 'OFF'}")
+    try:
+        if not client.connect():
+            print(f"no connection to {a.host}:{a.port}")
+            return 2
+        fn = client.write_register if a.kind == "register" else client.write_coil
+        params = inspect.signature(fn).parameters
+        unit_kw = next((k for k in ("device_id", "slave", "unit") if k in params), None)
+        kw = {unit_kw: a.unit} if unit_kw else {}
+        value = a.value if a.kind == "register" else bool(a.value)
+        try:
+            rr = fn(a.address, value, **kw)
+        except Exception:
+            print(f"write {what}: no answer - the connection was reset")
+            return 4
+        if rr.isError():
+            code = getattr(rr, "exception_code", None)
+            print(f"write {what}: refused with Modbus exception {code} "
+                  f"({EXCEPTIONS.get(code, 'unknown')}); the connection stays up")
+            return 3
+        print(f"write {what}: done")
         return 0
     finally:
         client.close()
@@ -150,6 +192,13 @@ def endpoint(ip: str | None, port) -> str:
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
+def format_op(op: dict) -> str:
+    """`modbus write-single-coil unit 1 address 0 count 1`"""
+    parts = [str(op.get("protocol", "?")), str(op.get("function", ""))]
+    parts += [f"{k} {v}" for k, v in op.items() if k not in ("protocol", "function")]
+    return " ".join(p for p in parts if p)
+
+
 def format_event(ev: dict) -> str:
     verdict = str(ev.get("verdict", "?")).upper()
     reason = ev.get("reason") or ""
@@ -176,6 +225,10 @@ def format_event(ev: dict) -> str:
     detail = PROTO_NAMES.get(str(proto), str(proto)) if proto is not None else ""
     if ev.get("icmp_type") is not None:
         detail += " " + ICMP_NAMES.get(ev["icmp_type"], f"type {ev['icmp_type']}")
+    if ev.get("op"):
+        detail += "  " + paint(format_op(ev["op"]), "1")
+    if ev.get("detail"):
+        detail += f" ({ev['detail']})"
     extra = []
     if ev.get("src") is not None and reason == "mac-pin":
         extra.append(f"from MAC {ev.get('src_mac', '?')}")
@@ -247,6 +300,15 @@ def main() -> int:
     p.add_argument("--count", type=int, default=10)
     p.add_argument("--timeout", type=float, default=2.0)
     p.set_defaults(fn=cmd_read)
+    p = sub.add_parser("write", help="write a holding register or a coil over Modbus/TCP")
+    p.add_argument("--host", required=True)
+    p.add_argument("--port", type=int, default=502)
+    p.add_argument("--unit", type=int, default=1)
+    p.add_argument("--kind", choices=["register", "coil"], default="register")
+    p.add_argument("--address", type=int, required=True)
+    p.add_argument("--value", type=int, required=True)
+    p.add_argument("--timeout", type=float, default=2.0)
+    p.set_defaults(fn=cmd_write)
     p = sub.add_parser("arp-spoof", help="send gratuitous ARP replies claiming an IP")
     p.add_argument("--iface", required=True)
     p.add_argument("--claim-ip", required=True)

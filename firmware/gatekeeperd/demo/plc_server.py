@@ -4,7 +4,8 @@
     python plc_server.py [--host 10.10.0.10] [--port 502]
 
 Unit (device) id 1. Holding registers 0-9 hold the values in REGISTERS below (a small
-press line: setpoints and measurements), registers 10-99 are zero. It runs until it is
+press line: setpoints and measurements), registers 10-99 are zero; coils 0-99 are off
+(coil 0 would start the press). It runs until it is
 killed. Works with pymodbus 3.x: the SimDevice API when it is there (3.11+), the older
 datastore API otherwise.
 """
@@ -35,22 +36,26 @@ def build_context():
     try:
         from pymodbus.simulator import DataType, SimData, SimDevice
 
-        return SimDevice(id=1, simdata=[SimData(address=0, values=values,
-                                                datatype=DataType.REGISTERS)]), "SimDevice"
-    except ImportError:
+        return SimDevice(id=1, simdata=[
+            SimData(address=0, values=values, datatype=DataType.REGISTERS),
+            SimData(address=0, values=[False] * SIZE, datatype=DataType.BITS),
+        ]), "SimDevice"
+    except (ImportError, TypeError):  # TypeError: this SimDevice keeps one flat address map
         pass
     from pymodbus.datastore import ModbusSequentialDataBlock, ModbusServerContext
 
     try:  # pymodbus 3.10: ModbusDeviceContext, request address N is block address N+1
         from pymodbus.datastore import ModbusDeviceContext
 
-        dev = ModbusDeviceContext(hr=ModbusSequentialDataBlock(1, values),
+        dev = ModbusDeviceContext(co=ModbusSequentialDataBlock(1, [0] * SIZE),
+                                  hr=ModbusSequentialDataBlock(1, values),
                                   ir=ModbusSequentialDataBlock(1, values))
         return ModbusServerContext(devices=dev, single=True), "ModbusDeviceContext"
     except ImportError:  # pymodbus < 3.10
         from pymodbus.datastore import ModbusSlaveContext
 
-        dev = ModbusSlaveContext(hr=ModbusSequentialDataBlock(0, values),
+        dev = ModbusSlaveContext(co=ModbusSequentialDataBlock(0, [0] * SIZE),
+                                 hr=ModbusSequentialDataBlock(0, values),
                                  ir=ModbusSequentialDataBlock(0, values), zero_mode=True)
         return ModbusServerContext(slaves=dev, single=True), "ModbusSlaveContext"
 

@@ -235,3 +235,69 @@ fn replay_refuses_what_is_not_a_capture() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn replay_shows_modbus_operations_and_resets() {
+    let policy = scratch("replay-modbus.toml");
+    std::fs::write(
+        &policy,
+        POLICY.replace(
+            "proto = \"tcp\"\nports = [502]\naction = \"allow\"",
+            "proto = \"modbus\"\naction = \"allow\"\n[rule.modbus]\npreset = \"read-only\"",
+        ),
+    )
+    .unwrap();
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    let (h, p) = (ip("10.10.0.21"), ip("10.10.0.10"));
+    let hmi = FrameBuilder::new([2, 0, 0, 0, 0, 0x21], [2, 0, 0, 0, 0, 0x10]);
+    let plc = FrameBuilder::new([2, 0, 0, 0, 0, 0x10], [2, 0, 0, 0, 0, 0x21]);
+    let read = [0, 1, 0, 0, 0, 6, 1, 3, 0, 0, 0, 2];
+    let answer = [0, 1, 0, 0, 0, 7, 1, 3, 4, 0, 1, 0, 2];
+    let write = [0, 2, 0, 0, 0, 6, 1, 6, 0, 7, 0, 1];
+    let frames = vec![
+        hmi.tcp_seq(h, 40000, p, 502, 99, 0, SYN, b""),
+        plc.tcp_seq(p, 502, h, 40000, 499, 100, SYN | ACK, b""),
+        hmi.tcp_seq(h, 40000, p, 502, 100, 500, ACK | PSH, &read),
+        plc.tcp_seq(p, 502, h, 40000, 500, 112, ACK | PSH, &answer),
+        hmi.tcp_seq(h, 40000, p, 502, 112, 513, ACK | PSH, &write),
+    ];
+    let pcap = scratch("modbus.pcap");
+    write_pcap(&pcap, &frames);
+    let out = gkctl(&[
+        "replay",
+        "--policy",
+        policy.to_str().unwrap(),
+        pcap.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[2].contains("allow")
+            && lines[2].contains("modbus function=read-holding-registers unit=1 address=0 count=2"),
+        "{stdout}"
+    );
+    assert!(
+        lines[4].contains("deny")
+            && lines[4].contains("function ")
+            && lines[4].contains("function=write-single-register")
+            && lines[4].contains("(connection reset both ways)"),
+        "{stdout}"
+    );
+    let out = gkctl(&[
+        "replay",
+        "--json",
+        "--policy",
+        policy.to_str().unwrap(),
+        pcap.to_str().unwrap(),
+    ]);
+    let values: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(values[4]["reason"], "function");
+    assert_eq!(
+        values[4]["op"],
+        serde_json::json!({"protocol": "modbus", "function": "write-single-register", "unit": 1, "address": 7, "count": 1})
+    );
+}

@@ -140,6 +140,8 @@ pub enum L4<'a> {
         ack: u32,
         /// The 8 flag bits of byte 13 (CWR ECE URG ACK PSH RST SYN FIN).
         flags: u8,
+        /// The options (between the fixed 20-byte header and the payload).
+        options: &'a [u8],
         payload: &'a [u8],
     },
     Udp {
@@ -300,6 +302,7 @@ fn transport(
                 seq: tcp.seq_number(),
                 ack: tcp.ack_number(),
                 flags: tcp.flags(),
+                options: tcp.options(),
                 payload: tcp.payload(),
             }
         }
@@ -470,6 +473,7 @@ mod test {
                 seq: 0x1234_5678,
                 ack: 0,
                 flags: tcp_flags::SYN,
+                options: &[2, 4, 0x05, 0xb4, 1, 1, 4, 2, 1, 3, 3, 7],
                 payload: &[],
             }
         );

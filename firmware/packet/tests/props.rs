@@ -314,7 +314,7 @@ proptest! {
         let (l4, ip) = l4_spec;
         prop_assert_eq!(ip.fragment, Fragment::None);
         match (l4, ip.l4) {
-            (L4Spec::Tcp(sp, dp, seq, ack, flags, p), L4::Tcp { src_port, dst_port, seq: s, ack: a, flags: f, payload }) => {
+            (L4Spec::Tcp(sp, dp, seq, ack, flags, p), L4::Tcp { src_port, dst_port, seq: s, ack: a, flags: f, payload, .. }) => {
                 prop_assert_eq!((*sp, *dp, *seq, *ack, *flags), (src_port, dst_port, s, a, f));
                 prop_assert_eq!(payload, &p[..]);
             }

@@ -466,8 +466,8 @@ pub struct Decision {
 /// The verdict on one message of an inspected conversation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MessageDecision {
-    /// The rule that allowed or denied it; for a message no rule allowed, the first
-    /// rule that could have (its `violation` says why it did not); `None` when no
+    /// The rule that allowed or denied it; for a message no rule allowed, the rule
+    /// that came closest (its `violation` says why it did not take it); `None` when no
     /// protocol rule applied at all.
     pub rule: Option<RuleId>,
     pub action: Action,
@@ -693,8 +693,13 @@ impl Policy {
                         violation: None,
                     }
                 }
+                // The rule that got furthest through its checks (they run in the
+                // order unit, function, address, object, security) names the reason;
+                // on a tie, the first.
                 Err(v) => {
-                    closest.get_or_insert((id, v));
+                    if closest.is_none_or(|(_, c)| v > c) {
+                        closest = Some((id, v));
+                    }
                 }
             }
         }

@@ -190,6 +190,21 @@ impl RxBatch {
         (0..self.filled).filter_map(move |i| self.slot(i))
     }
 
+    /// Like [`RxBatch::iter`], with each slot's index (for [`RxBatch::frame_mut`]).
+    pub fn iter_indexed(&self) -> impl Iterator<Item = (usize, RxSlot<'_>)> + '_ {
+        (0..self.filled).filter_map(move |i| self.slot(i).map(|s| (i, s)))
+    }
+
+    /// The frame in slot `i`, to edit in place before it is forwarded.
+    pub fn frame_mut(&mut self, i: usize) -> Option<&mut [u8]> {
+        let m = *self.meta.get(i)?;
+        if !m.valid || i >= self.filled {
+            return None;
+        }
+        let base = i * self.stride + m.start as usize;
+        Some(&mut self.buf[base..base + m.len as usize])
+    }
+
     fn slot(&self, i: usize) -> Option<RxSlot<'_>> {
         let m = self.meta[i];
         if !m.valid {
@@ -562,6 +577,11 @@ impl RawPort {
         };
         self.rx.complete(n, &mut self.counters);
         Ok(self.rx.delivered)
+    }
+
+    /// The frames of the last receive, to edit before they are forwarded.
+    pub fn rx_mut(&mut self) -> &mut RxBatch {
+        &mut self.rx
     }
 
     /// The frames received by the last [`recv`](Self::recv).

@@ -30,7 +30,8 @@ use crate::diag::Diags;
 use crate::raw::{items, Items, RawRule, Scalar};
 
 /// Why a message falls outside a rule's protocol section. The codes are stable: they
-/// are the `reason` of events and counters.
+/// are the `reason` of events and counters. Sections check in this order (unit first),
+/// and when several rules refuse a message the one that got furthest names the reason.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Violation {
     /// A unit, station, device or link address the rule does not list.
