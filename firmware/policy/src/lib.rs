@@ -693,11 +693,13 @@ impl Policy {
                         violation: None,
                     }
                 }
-                // The rule that got furthest through its checks (they run in the
-                // order unit, function, address, object, security) names the reason;
-                // on a tie, the first.
+                // The allowing rule that got furthest through its checks (they run in
+                // the order unit, function, address, object, security) names the
+                // reason; on a tie, the first.
+                // Only a rule that allows could have taken it: a deny rule whose section
+                // does not take the message just does not apply.
                 Err(v) => {
-                    if closest.is_none_or(|(_, c)| v > c) {
+                    if r.action.permits() && closest.is_none_or(|(_, c)| v > c) {
                         closest = Some((id, v));
                     }
                 }
