@@ -251,7 +251,9 @@ fn the_engineering_station_programs_but_does_not_stop_or_compress() {
         r[1]["error"].as_str().unwrap().contains("protection level"),
         "the PLC's own refusal: {r:?}"
     );
-    let e = net.wait_event("compress denied", |e| e["verdict"] == "deny");
+    let e = net.wait_event("compress denied", |e| {
+        e["verdict"] == "deny" && e["op"]["pi_service"] == "compress"
+    });
     assert_eq!(e["reason"], "function");
     assert_eq!(e["op"]["function"], "plc-control");
     assert_eq!(e["op"]["pi_service"], "compress");
