@@ -92,22 +92,11 @@ fn carried_out(net: &Net) -> Vec<Value> {
 
 /// Runs the peer script in `role`; one JSON value per line it printed.
 fn peer(net: &Net, role: &str, args: &str) -> Vec<Value> {
-    let out = net.try_sh(role, &format!("{} {} {args}", python(), peer_script(PEER)));
-    let text = String::from_utf8_lossy(&out.stdout);
-    let results: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("peer said {l:?}")))
-        .collect();
-    assert!(
-        !results.is_empty(),
-        "peer {args}: no output; stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    results
+    peer_json(net, role, PEER, args)
 }
 
 /// The result of each operation (the channel line left out).
-fn results(values: &[Value]) -> Vec<String> {
+fn op_results(values: &[Value]) -> Vec<String> {
     values
         .iter()
         .filter(|v| v["op"] != "channel")
@@ -138,7 +127,7 @@ fn opendnp3_polls_pass_controls_and_restarts_are_reset() {
         "hmi",
         &format!("master {PLC} integrity class1 operate:3 integrity cold-restart integrity"),
     );
-    let got = results(&r);
+    let got = op_results(&r);
     // The startup sequence (disable unsolicited, clear the restart bit, integrity
     // poll, enable unsolicited) is read-only, and so are the scans.
     assert_eq!(got[..3], ["success", "success", "success"], "{r:?}");
@@ -186,7 +175,7 @@ fn opendnp3_polls_pass_controls_and_restarts_are_reset() {
     // What the network does, seen by a plain socket: a poll is answered, a cold
     // restart is met with a reset.
     let r = peer(&net, "hmi", &format!("raw {PLC} poll restart"));
-    assert_eq!(results(&r), ["answered", "reset"], "{r:?}");
+    assert_eq!(op_results(&r), ["answered", "reset"], "{r:?}");
 
     // The same master against another outstation address: every request is refused
     // for its link address, and nothing is ever answered.
@@ -195,7 +184,7 @@ fn opendnp3_polls_pass_controls_and_restarts_are_reset() {
         "hmi",
         &format!("master {PLC} integrity --outstation 11 --timeout 1"),
     );
-    assert!(results(&r).iter().all(|x| x != "success"), "{r:?}");
+    assert!(op_results(&r).iter().all(|x| x != "success"), "{r:?}");
     let e = net.wait_event("outstation 11 was refused", |e| {
         e["verdict"] == "deny" && e["op"]["destination"] == 11
     });
@@ -203,7 +192,7 @@ fn opendnp3_polls_pass_controls_and_restarts_are_reset() {
 
     // The intruder has no rule at all: its connection never opens.
     let r = peer(&net, "intr", &format!("raw {PLC} poll --timeout 1"));
-    assert_eq!(results(&r), ["timeout"], "{r:?}");
+    assert_eq!(op_results(&r), ["timeout"], "{r:?}");
 }
 
 /// What the outstation carried out, as (event, index).
@@ -239,7 +228,7 @@ fn controls_by_object_and_index_presets_malformed_frames_and_monitor_mode() {
         "hmi",
         &format!("master {PLC} sbo:2 operate:1 operate:9 analog:1:77 integrity"),
     );
-    let got = results(&r);
+    let got = op_results(&r);
     assert_eq!(got[..3], ["success"; 3], "startup, sbo:2, operate:1: {r:?}");
     assert_ne!(got[3], "success", "operate:9: {r:?}");
     assert_ne!(got[4], "success", "analog:1:77: {r:?}");
@@ -277,7 +266,7 @@ fn controls_by_object_and_index_presets_malformed_frames_and_monitor_mode() {
     // A plain socket with frames built from IEEE 1815: link management and a poll are
     // answered; a broken data block CRC and bytes that are not DNP3 are reset.
     let r = peer(&net, "hmi", &format!("raw {PLC} link-status poll bad-crc"));
-    assert_eq!(results(&r), ["answered", "answered", "reset"], "{r:?}");
+    assert_eq!(op_results(&r), ["answered", "answered", "reset"], "{r:?}");
     assert_eq!(r[0]["link_function"], 0x0b, "link status: {r:?}");
     assert_eq!(r[1]["function"], 129, "a response: {r:?}");
     let e = net.wait_event("the broken CRC was malformed", |e| {
@@ -285,7 +274,7 @@ fn controls_by_object_and_index_presets_malformed_frames_and_monitor_mode() {
     });
     assert_eq!(e["detail"], "bad data block CRC");
     let r = peer(&net, "hmi", &format!("raw {PLC} garbage"));
-    assert_eq!(results(&r), ["reset"], "{r:?}");
+    assert_eq!(op_results(&r), ["reset"], "{r:?}");
     net.wait_event("garbage lost the framing", |e| {
         e["reason"] == "malformed" && e["detail"] == "no link start bytes (0x05 0x64)"
     });
@@ -298,7 +287,7 @@ fn controls_by_object_and_index_presets_malformed_frames_and_monitor_mode() {
         "hmi",
         &format!("master {PLC} analog:1:77 warm-restart integrity"),
     );
-    let got = results(&r);
+    let got = op_results(&r);
     assert_eq!(got[..2], ["success"; 2], "{r:?}");
     assert_ne!(got[2], "success", "the warm restart: {r:?}");
     assert_eq!(got[3], "success", "{r:?}");
@@ -319,7 +308,7 @@ fn controls_by_object_and_index_presets_malformed_frames_and_monitor_mode() {
     net.stop_daemon();
     net.start_daemon(&policy("monitor", "read-only"), &[]);
     let r = peer(&net, "hmi", &format!("master {PLC} cold-restart integrity"));
-    assert_eq!(results(&r), ["success", "success", "success"], "{r:?}");
+    assert_eq!(op_results(&r), ["success", "success", "success"], "{r:?}");
     assert_eq!(opened(&r), 1, "never reset: {r:?}");
     let e = net.wait_event("the restart would have been denied", |e| {
         e["verdict"] == "would-deny" && e["op"]["function"] == "cold-restart"

@@ -61,28 +61,9 @@ fn modbus_server(net: &mut Net) {
     net.wait_listening("plc", "tcp", 502);
 }
 
-/// Runs the peer script in `role` and returns one JSON value per operation.
+/// Runs the peer script in `role`; one JSON value per operation.
 fn peer(net: &Net, role: &str, args: &str) -> Vec<Value> {
-    let script = peer_script("modbus_peer.py");
-    let out = net.try_sh(role, &format!("{} {script} {args}", python()));
-    let text = String::from_utf8_lossy(&out.stdout);
-    let results: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("peer said {l:?}")))
-        .collect();
-    assert!(
-        !results.is_empty(),
-        "peer {args}: no output; stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    results
-}
-
-fn results(values: &[Value]) -> Vec<String> {
-    values
-        .iter()
-        .map(|v| v["result"].as_str().unwrap_or("?").to_string())
-        .collect()
+    peer_json(net, role, "modbus_peer.py", args)
 }
 
 #[test]

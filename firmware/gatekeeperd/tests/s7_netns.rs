@@ -90,28 +90,9 @@ fn server_log(net: &Net) -> String {
     std::fs::read_to_string(net.dir.join("plc-bg0.log")).unwrap_or_default()
 }
 
-/// Runs the peer script in `role` and returns one JSON value per step.
+/// Runs the peer script in `role`; one JSON value per operation.
 fn peer(net: &Net, role: &str, args: &str) -> Vec<Value> {
-    let script = peer_script("s7_peer.py");
-    let out = net.try_sh(role, &format!("{} {script} {args}", python()));
-    let text = String::from_utf8_lossy(&out.stdout);
-    let results: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("peer said {l:?}")))
-        .collect();
-    assert!(
-        !results.is_empty(),
-        "peer {args}: no output; stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    results
-}
-
-fn results(values: &[Value]) -> Vec<String> {
-    values
-        .iter()
-        .map(|v| v["result"].as_str().unwrap_or("?").to_string())
-        .collect()
+    peer_json(net, role, "s7_peer.py", args)
 }
 
 #[test]

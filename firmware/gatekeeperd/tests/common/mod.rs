@@ -57,6 +57,33 @@ pub fn peer_script(name: &str) -> String {
     format!("{}/tests/peers/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Runs a peer script (`tests/peers/SCRIPT`) with the peers' Python in `role`; one JSON
+/// value per line it printed. A script that printed nothing fails the test, with its
+/// stderr.
+pub fn peer_json(net: &Net, role: &str, script: &str, args: &str) -> Vec<serde_json::Value> {
+    let path = peer_script(script);
+    let out = net.try_sh(role, &format!("{} {path} {args}", python()));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let values: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("{script} said {l:?}")))
+        .collect();
+    assert!(
+        !values.is_empty(),
+        "{script} {args}: no output; stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    values
+}
+
+/// The `result` of each value a peer printed.
+pub fn results(values: &[serde_json::Value]) -> Vec<String> {
+    values
+        .iter()
+        .map(|v| v["result"].as_str().unwrap_or("?").to_string())
+        .collect()
+}
+
 pub fn run(cmd: &str, args: &[&str]) -> Output {
     Command::new(cmd)
         .args(args)

@@ -53,7 +53,8 @@ def main():
     if sys.argv[1] == "raw":
         return raw(sys.argv[2], int(sys.argv[3]), sys.argv[4:])
     host, port, steps = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-    client = c104.Client(tick_rate_ms=50, command_timeout_ms=3000)
+    # Generous: a busy 2-core machine can take seconds to confirm (refusals wait it out).
+    client = c104.Client(tick_rate_ms=50, command_timeout_ms=6000)
     connection = client.add_connection(ip=host, port=port, init=c104.Init.NONE)
     states = []
 

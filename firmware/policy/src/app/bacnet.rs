@@ -26,7 +26,7 @@ use gk_inspect::bacnet::{
 use serde::Deserialize;
 use serde_spanned::Spanned;
 
-use super::{codes, known_names, parse_range, preset, ranges, Ranges, Violation};
+use super::{codes, known_names, parse_range, preset, ranges, Preset, Ranges, Violation};
 use crate::diag::Diags;
 use crate::raw::{items, Items, Scalar};
 
@@ -39,32 +39,6 @@ pub(crate) struct Raw {
     pub properties: Option<Spanned<Items>>,
     pub networks: Option<Spanned<Items>>,
 }
-
-/// Service sets by intent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Preset {
-    /// Discovery (who-is, who-has and their answers, router discovery), reads of
-    /// properties, ranges, files, alarms and events, COV subscriptions and the
-    /// notifications that answer them, reads of the BBMD's tables.
-    ReadOnly,
-    /// Read-only, writes of properties and lists, write-group, alarm acknowledgement
-    /// and life-safety operations, text messages, time synchronisation.
-    ReadWrite,
-    /// Read-write, objects created and deleted, file writes, reinitialize-device,
-    /// device-communication-control, private transfers, virtual terminals,
-    /// who-am-i/you-are, every network-layer message and BBMD management
-    /// (foreign-device registration, table writes, distribute-broadcast).
-    Programming,
-    /// Every service, network message and BVLC function.
-    All,
-}
-
-const PRESETS: &[(&str, Preset)] = &[
-    ("read-only", Preset::ReadOnly),
-    ("read-write", Preset::ReadWrite),
-    ("programming", Preset::Programming),
-    ("all", Preset::All),
-];
 
 /// Where each kind of code lives in the `services` key space.
 const UNCONFIRMED: u32 = 256;
@@ -169,14 +143,16 @@ fn is_network_request(m: N) -> bool {
     !matches!(m, N::InitializeRoutingTableAck | N::RejectMessageToNetwork)
 }
 
-impl Preset {
-    fn name(self) -> &'static str {
-        PRESETS
-            .iter()
-            .find(|(_, p)| *p == self)
-            .map_or("?", |(n, _)| n)
-    }
+/// What each preset holds here:
+/// - `read-only`: Discovery (who-is, who-has and their answers, router discovery), reads of properties, ranges, files, alarms and events, COV subscriptions and the notifications that answer them, reads of the BBMD's tables.
+/// - `read-write`: Read-only, writes of properties and lists, write-group, alarm acknowledgement and life-safety operations, text messages, time synchronisation.
+/// - `programming`: Read-write, objects created and deleted, file writes, reinitialize-device, device-communication-control, private transfers, virtual terminals, who-am-i/you-are, every network-layer message and BBMD management (foreign-device registration, table writes, distribute-broadcast).
+/// - `all`: Every service, network message and BVLC function.
+trait BacnetSets {
+    fn services(self) -> Ranges;
+}
 
+impl BacnetSets for Preset {
     fn services(self) -> Ranges {
         let one = |k: u32| (k, k);
         if self == Preset::All {
@@ -381,7 +357,7 @@ pub(crate) fn compile(d: &mut Diags<'_>, label: &str, raw: Option<&Spanned<Raw>>
     let preset = raw
         .preset
         .as_ref()
-        .and_then(|p| preset(d, label, p, PRESETS));
+        .and_then(|p| preset(d, label, p, Preset::NAMES));
     rule.preset = preset;
     let listed = raw.services.as_ref().and_then(|f| {
         codes(

@@ -20,7 +20,9 @@ use gk_inspect::dnp3::{Function, Group, Indices, Message};
 use serde::Deserialize;
 use serde_spanned::Spanned;
 
-use super::{codes, fmt_codes, known_names, parse_range, preset, ranges, Ranges, Violation};
+use super::{
+    codes, fmt_codes, known_names, parse_range, preset, ranges, Preset, Ranges, Violation,
+};
 use crate::diag::Diags;
 use crate::raw::{items, Items, Scalar};
 
@@ -34,29 +36,6 @@ pub(crate) struct Raw {
     pub masters: Option<Spanned<Items>>,
     pub indices: Option<Spanned<Items>>,
 }
-
-/// Function sets by intent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Preset {
-    /// What a monitoring master needs: reads, unsolicited reporting on and off, time
-    /// synchronisation (delay measure, record current time, and writes of the time and
-    /// of the IIN restart bit only), secure authentication.
-    ReadOnly,
-    /// Read-only, writes of any object, controls (select, operate, direct operate),
-    /// freezes and class assignment.
-    ReadWrite,
-    /// Read-write, restarts, application start/stop, configuration and file transfer.
-    Programming,
-    /// Every function code.
-    All,
-}
-
-const PRESETS: &[(&str, Preset)] = &[
-    ("read-only", Preset::ReadOnly),
-    ("read-write", Preset::ReadWrite),
-    ("programming", Preset::Programming),
-    ("all", Preset::All),
-];
 
 /// read, write (time and IIN), enable/disable unsolicited, delay measure, record
 /// current time, authenticate request (with and without ack).
@@ -78,14 +57,16 @@ const TIME_AND_IIN: &[(u32, u32)] = &[
     (80 << 8 | 1, 80 << 8 | 1),
 ];
 
-impl Preset {
-    fn name(self) -> &'static str {
-        PRESETS
-            .iter()
-            .find(|(_, p)| *p == self)
-            .map_or("?", |(n, _)| n)
-    }
+/// What each preset holds here:
+/// - `read-only`: What a monitoring master needs: reads, unsolicited reporting on and off, time synchronisation (delay measure, record current time, and writes of the time and of the IIN restart bit only), secure authentication.
+/// - `read-write`: Read-only, writes of any object, controls (select, operate, direct operate), freezes and class assignment.
+/// - `programming`: Read-write, restarts, application start/stop, configuration and file transfer.
+/// - `all`: Every function code.
+trait Dnp3Sets {
+    fn functions(self) -> Vec<(u32, u32)>;
+}
 
+impl Dnp3Sets for Preset {
     fn functions(self) -> Vec<(u32, u32)> {
         let mut v = READ_ONLY.to_vec();
         if self == Preset::ReadOnly {
@@ -218,7 +199,7 @@ pub(crate) fn compile(d: &mut Diags<'_>, label: &str, raw: Option<&Spanned<Raw>>
     let preset = raw
         .preset
         .as_ref()
-        .and_then(|p| preset(d, label, p, PRESETS));
+        .and_then(|p| preset(d, label, p, Preset::NAMES));
     rule.preset = preset;
     let listed = raw.functions.as_ref().and_then(|f| {
         let known = known_names(Function::NAMES);

@@ -29,7 +29,7 @@ use gk_inspect::enip::{Command, IoMessage, Message};
 use serde::Deserialize;
 use serde_spanned::Spanned;
 
-use super::{codes, fmt_codes, preset, ranges, Ranges, Violation};
+use super::{codes, fmt_codes, preset, ranges, Preset, Ranges, Violation};
 use crate::diag::Diags;
 use crate::raw::{items, Items, Scalar};
 
@@ -43,31 +43,6 @@ pub(crate) struct Raw {
     pub instances: Option<Spanned<Items>>,
     pub tags: Option<Spanned<Items>>,
 }
-
-/// Command and service sets by intent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Preset {
-    /// Discovery, sessions, explicit messaging; reads of attributes, members, tags and
-    /// files; class 3 connections (Forward Open of transport class 3, Forward Close)
-    /// and Unconnected Send (whose embedded request is judged too).
-    ReadOnly,
-    /// Read-only, writes of attributes, members and tags, and Forward Open of every
-    /// transport class (I/O connections: their data is judged by `[rule.enip-io]`).
-    ReadWrite,
-    /// Read-write, reset, start, stop, create, delete, save, restore, and every
-    /// object-specific service (0x4B–0x63) on every class: file downloads, PCCC,
-    /// vendor programming services.
-    Programming,
-    /// Every command and every service code.
-    All,
-}
-
-const PRESETS: &[(&str, Preset)] = &[
-    ("read-only", Preset::ReadOnly),
-    ("read-write", Preset::ReadWrite),
-    ("programming", Preset::Programming),
-    ("all", Preset::All),
-];
 
 /// The encapsulation commands of the read-only, read-write and programming presets.
 const COMMANDS: &[u16] = &[
@@ -160,14 +135,18 @@ fn implied(set: &Ranges, key: u32) -> bool {
     key > MAX_SERVICE && set.contains(key % 0x100)
 }
 
-impl Preset {
-    fn name(self) -> &'static str {
-        PRESETS
-            .iter()
-            .find(|(_, p)| *p == self)
-            .map_or("?", |(n, _)| n)
-    }
+/// What each preset holds here:
+/// - `read-only`: Discovery, sessions, explicit messaging; reads of attributes, members, tags and files; class 3 connections (Forward Open of transport class 3, Forward Close) and Unconnected Send (whose embedded request is judged too).
+/// - `read-write`: Read-only, writes of attributes, members and tags, and Forward Open of every transport class (I/O connections: their data is judged by `[rule.enip-io]`).
+/// - `programming`: Read-write, reset, start, stop, create, delete, save, restore, and every object-specific service (0x4B–0x63) on every class: file downloads, PCCC, vendor programming services.
+/// - `all`: Every command and every service code.
+trait EnipSets {
+    fn commands(self) -> Ranges;
+    fn services(self) -> Ranges;
+    fn service_keys(self) -> Ranges;
+}
 
+impl EnipSets for Preset {
     fn commands(self) -> Ranges {
         if self == Preset::All {
             return Ranges::all(0xffff);
@@ -289,7 +268,7 @@ pub(crate) fn compile(d: &mut Diags<'_>, label: &str, raw: Option<&Spanned<Raw>>
     let preset = raw
         .preset
         .as_ref()
-        .and_then(|p| preset(d, label, p, PRESETS));
+        .and_then(|p| preset(d, label, p, Preset::NAMES));
     rule.preset = preset;
     let commands = raw.commands.as_ref().and_then(|f| {
         let lookup = |n: &str| Command::from_name(n).map(|c| vec![u32::from(u16::from(c))]);
@@ -588,7 +567,7 @@ pub(crate) fn compile_io(
     rule.preset = raw
         .preset
         .as_ref()
-        .and_then(|p| preset(d, label, p, PRESETS));
+        .and_then(|p| preset(d, label, p, Preset::NAMES));
     let sizes = raw
         .sizes
         .as_ref()
@@ -737,7 +716,7 @@ mod tests {
 
     #[test]
     fn presets_nest() {
-        let sets: Vec<(Ranges, Ranges)> = PRESETS
+        let sets: Vec<(Ranges, Ranges)> = Preset::NAMES
             .iter()
             .map(|(_, p)| (p.commands(), p.services()))
             .collect();

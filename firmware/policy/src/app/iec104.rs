@@ -21,7 +21,7 @@ use gk_inspect::iec104::{Apdu, Cause, TypeId, MAX_IOA};
 use serde::Deserialize;
 use serde_spanned::Spanned;
 
-use super::{codes, fmt_codes, known_names, preset, ranges, Ranges, Violation};
+use super::{codes, fmt_codes, known_names, preset, ranges, Preset, Ranges, Violation};
 use crate::diag::Diags;
 use crate::raw::{items, Items, Scalar};
 
@@ -34,30 +34,6 @@ pub(crate) struct Raw {
     pub common_addresses: Option<Spanned<Items>>,
     pub ioas: Option<Spanned<Items>>,
 }
-
-/// Type sets by intent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Preset {
-    /// Interrogation, counter interrogation, read and the test commands: the
-    /// controlling station asks for data and changes nothing.
-    ReadOnly,
-    /// Read-only, every process command (single, double, regulating step, setpoints,
-    /// bitstring; with and without time tag), clock synchronisation and delay
-    /// acquisition.
-    ReadWrite,
-    /// Read-write, reset process, parameter loading and activation (P_*), file
-    /// transfer (F_*) and the private range 128-255 vendors use for engineering.
-    Programming,
-    /// Every type identification.
-    All,
-}
-
-const PRESETS: &[(&str, Preset)] = &[
-    ("read-only", Preset::ReadOnly),
-    ("read-write", Preset::ReadWrite),
-    ("programming", Preset::Programming),
-    ("all", Preset::All),
-];
 
 /// C_IC_NA_1, C_CI_NA_1, C_RD_NA_1, C_TS_NA_1, C_TS_TA_1.
 const READS: &[(u32, u32)] = &[(100, 102), (104, 104), (107, 107)];
@@ -119,14 +95,16 @@ pub const ALIASES: &[(&str, &[(u32, u32)])] = &[
     ("private", &[(128, 255)]),
 ];
 
-impl Preset {
-    fn name(self) -> &'static str {
-        PRESETS
-            .iter()
-            .find(|(_, p)| *p == self)
-            .map_or("?", |(n, _)| n)
-    }
+/// What each preset holds here:
+/// - `read-only`: Interrogation, counter interrogation, read and the test commands: the controlling station asks for data and changes nothing.
+/// - `read-write`: Read-only, every process command (single, double, regulating step, setpoints, bitstring; with and without time tag), clock synchronisation and delay acquisition.
+/// - `programming`: Read-write, reset process, parameter loading and activation (P_*), file transfer (F_*) and the private range 128-255 vendors use for engineering.
+/// - `all`: Every type identification.
+trait Iec104Sets {
+    fn types(self) -> Vec<(u32, u32)>;
+}
 
+impl Iec104Sets for Preset {
     fn types(self) -> Vec<(u32, u32)> {
         let mut v = READS.to_vec();
         if self == Preset::ReadOnly {
@@ -200,7 +178,7 @@ pub(crate) fn compile(d: &mut Diags<'_>, label: &str, raw: Option<&Spanned<Raw>>
     let preset = raw
         .preset
         .as_ref()
-        .and_then(|p| preset(d, label, p, PRESETS));
+        .and_then(|p| preset(d, label, p, Preset::NAMES));
     rule.preset = preset;
     let listed = raw.types.as_ref().and_then(|f| {
         let known = "the standard mnemonics (c-sc-na-1, m-me-nc-1 …) and the aliases of \

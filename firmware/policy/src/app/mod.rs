@@ -415,13 +415,45 @@ pub(crate) fn ranges(
     Some(Ranges::new(out))
 }
 
-/// Reads a `preset` value against the protocol's preset names.
-pub(crate) fn preset<T: Copy>(
+/// Sets of functions by intent, the same four words for every protocol; what each one
+/// holds is the protocol's own (its module and its page in `config/protocols/`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Preset {
+    /// Looking: reads, discovery, subscriptions.
+    ReadOnly,
+    /// Operating: read-only and writes, commands, set-points.
+    ReadWrite,
+    /// Engineering: read-write and downloads, restarts, configuration, firmware.
+    Programming,
+    /// Every code of the protocol (well-formed).
+    All,
+}
+
+impl Preset {
+    pub const NAMES: &'static [(&'static str, Preset)] = &[
+        ("read-only", Preset::ReadOnly),
+        ("read-write", Preset::ReadWrite),
+        ("programming", Preset::Programming),
+        ("all", Preset::All),
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::ReadOnly => "read-only",
+            Preset::ReadWrite => "read-write",
+            Preset::Programming => "programming",
+            Preset::All => "all",
+        }
+    }
+}
+
+/// Reads a `preset` value.
+pub(crate) fn preset(
     d: &mut Diags<'_>,
     label: &str,
     field: &Spanned<String>,
-    presets: &[(&str, T)],
-) -> Option<T> {
+    presets: &[(&str, Preset)],
+) -> Option<Preset> {
     let name = field.get_ref().to_ascii_lowercase();
     let found = presets.iter().find(|(n, _)| *n == name).map(|&(_, p)| p);
     if found.is_none() {

@@ -16,7 +16,7 @@ use gk_inspect::modbus::{Adu, Diagnostic, Function, MeiType};
 use serde::Deserialize;
 use serde_spanned::Spanned;
 
-use super::{codes, known_names, preset, ranges, Ranges, Violation};
+use super::{codes, known_names, preset, ranges, Preset, Ranges, Violation};
 use crate::diag::Diags;
 use crate::raw::Items;
 
@@ -30,27 +30,6 @@ pub(crate) struct Raw {
     pub diagnostics: Option<Spanned<Items>>,
 }
 
-/// Function sets by intent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Preset {
-    /// Reads of the four tables, FIFO and file records, status and identification.
-    ReadOnly,
-    /// Read-only and every write function.
-    ReadWrite,
-    /// Read-write, diagnostics, every MEI type, Schneider UMAS and the user-defined
-    /// codes vendors use for configuration and programming.
-    Programming,
-    /// Every function code.
-    All,
-}
-
-const PRESETS: &[(&str, Preset)] = &[
-    ("read-only", Preset::ReadOnly),
-    ("read-write", Preset::ReadWrite),
-    ("programming", Preset::Programming),
-    ("all", Preset::All),
-];
-
 const READS: &[u8] = &[1, 2, 3, 4, 7, 11, 12, 17, 20, 24];
 const WRITES: &[u8] = &[5, 6, 15, 16, 21, 22, 23];
 /// Modbus reserves 65-72 and 100-110 for user-defined functions.
@@ -59,14 +38,16 @@ const USER_DEFINED: [(u32, u32); 2] = [(65, 72), (100, 110)];
 /// MEI type "function" keys live above the function codes: 256 + MEI type.
 const MEI_BASE: u32 = 256;
 
-impl Preset {
-    fn name(self) -> &'static str {
-        PRESETS
-            .iter()
-            .find(|(_, p)| *p == self)
-            .map_or("?", |(n, _)| n)
-    }
+/// What each preset holds here:
+/// - `read-only`: Reads of the four tables, FIFO and file records, status and identification.
+/// - `read-write`: Read-only and every write function.
+/// - `programming`: Read-write, diagnostics, every MEI type, Schneider UMAS and the user-defined codes vendors use for configuration and programming.
+/// - `all`: Every function code.
+trait ModbusSets {
+    fn functions(self) -> Vec<(u32, u32)>;
+}
 
+impl ModbusSets for Preset {
     /// Function codes and (as 256 + type) the MEI types of function 43.
     fn functions(self) -> Vec<(u32, u32)> {
         let mut v: Vec<(u32, u32)> = READS.iter().map(|&c| (c.into(), c.into())).collect();
@@ -131,7 +112,7 @@ pub(crate) fn compile(d: &mut Diags<'_>, label: &str, raw: Option<&Spanned<Raw>>
     let preset = raw
         .preset
         .as_ref()
-        .and_then(|p| preset(d, label, p, PRESETS));
+        .and_then(|p| preset(d, label, p, Preset::NAMES));
     rule.preset = preset;
     let listed = raw.functions.as_ref().and_then(|f| {
         let known = format!(

@@ -26,7 +26,7 @@ use gk_inspect::opcua::{Message, MessageType, NodeId, SecurityMode, SecurityPoli
 use serde::Deserialize;
 use serde_spanned::Spanned;
 
-use super::{codes, known_names, preset, Ranges, Violation};
+use super::{codes, known_names, preset, Preset, Ranges, Violation};
 use crate::diag::Diags;
 use crate::raw::{items, Items, Scalar};
 
@@ -38,27 +38,6 @@ pub(crate) struct Raw {
     pub security_policies: Option<Spanned<Items>>,
     pub security_modes: Option<Spanned<Items>>,
 }
-
-/// Service sets by intent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Preset {
-    /// Discovery, the secure channel, sessions, browsing and queries, reads, history
-    /// reads, subscriptions and monitored items.
-    ReadOnly,
-    /// Read-only, writes, method calls and history updates.
-    ReadWrite,
-    /// Read-write, adding and deleting nodes and references, registering servers.
-    Programming,
-    /// Every service id, and ReverseHello.
-    All,
-}
-
-const PRESETS: &[(&str, Preset)] = &[
-    ("read-only", Preset::ReadOnly),
-    ("read-write", Preset::ReadWrite),
-    ("programming", Preset::Programming),
-    ("all", Preset::All),
-];
 
 /// The pseudo-service of a ReverseHello in the compiled set (no NodeId is this high in
 /// namespace 0; listed numbers stop at 65535).
@@ -140,14 +119,16 @@ fn group(name: &str) -> &'static [Service] {
         .map_or(&[], |(_, s)| s)
 }
 
-impl Preset {
-    fn name(self) -> &'static str {
-        PRESETS
-            .iter()
-            .find(|(_, p)| *p == self)
-            .map_or("?", |(n, _)| n)
-    }
+/// What each preset holds here:
+/// - `read-only`: Discovery, the secure channel, sessions, browsing and queries, reads, history reads, subscriptions and monitored items.
+/// - `read-write`: Read-only, writes, method calls and history updates.
+/// - `programming`: Read-write, adding and deleting nodes and references, registering servers.
+/// - `all`: Every service id, and ReverseHello.
+trait OpcUaSets {
+    fn services(self) -> Ranges;
+}
 
+impl OpcUaSets for Preset {
     fn services(self) -> Ranges {
         if self == Preset::All {
             return Ranges::new(vec![(0, u32::MAX)]);
@@ -266,7 +247,7 @@ pub(crate) fn compile(d: &mut Diags<'_>, label: &str, raw: Option<&Spanned<Raw>>
     let preset = raw
         .preset
         .as_ref()
-        .and_then(|p| preset(d, label, p, PRESETS));
+        .and_then(|p| preset(d, label, p, Preset::NAMES));
     rule.preset = preset;
     let listed = raw.services.as_ref().and_then(|f| {
         let known = service_names();

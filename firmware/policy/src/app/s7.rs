@@ -18,7 +18,7 @@ use gk_inspect::s7::{subfunctions, Area, Function, Group, Message, PiService, Ro
 use serde::Deserialize;
 use serde_spanned::Spanned;
 
-use super::{codes, known_names, parse_range, preset, ranges, Ranges, Violation};
+use super::{codes, known_names, parse_range, preset, ranges, Preset, Ranges, Violation};
 use crate::diag::Diags;
 use crate::raw::{items, Items, Scalar};
 
@@ -32,31 +32,6 @@ pub(crate) struct Raw {
     pub pi_services: Option<Spanned<Items>>,
     pub tsaps: Option<Spanned<Items>>,
 }
-
-/// Function sets by intent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Preset {
-    /// Setup communication, read-var; reading the block list and block information,
-    /// system status lists (SZL), messages and alarms, the clock; cyclic subscriptions.
-    ReadOnly,
-    /// Read-only, write-var, alarm acknowledgement and locking, setting the clock, the
-    /// PLC password.
-    ReadWrite,
-    /// Read-write, block download and upload, plc-control (every PI service), plc-stop,
-    /// and every subfunction of every named userdata group (programmer commands:
-    /// variable status and modify, force, memory reset …).
-    Programming,
-    /// Every job function, every userdata group and subfunction, every other PDU type,
-    /// and S7comm-plus.
-    All,
-}
-
-const PRESETS: &[(&str, Preset)] = &[
-    ("read-only", Preset::ReadOnly),
-    ("read-write", Preset::ReadWrite),
-    ("programming", Preset::Programming),
-    ("all", Preset::All),
-];
 
 /// Keys of the function set: job function codes (0-255), then userdata subfunctions
 /// (`USERDATA + group × 256 + subfunction`), S7comm-plus, other PDU types.
@@ -84,14 +59,16 @@ fn ud(group: Group, sub: u8) -> (u32, u32) {
     (k, k)
 }
 
-impl Preset {
-    fn name(self) -> &'static str {
-        PRESETS
-            .iter()
-            .find(|(_, p)| *p == self)
-            .map_or("?", |(n, _)| n)
-    }
+/// What each preset holds here:
+/// - `read-only`: Setup communication, read-var; reading the block list and block information, system status lists (SZL), messages and alarms, the clock; cyclic subscriptions.
+/// - `read-write`: Read-only, write-var, alarm acknowledgement and locking, setting the clock, the PLC password.
+/// - `programming`: Read-write, block download and upload, plc-control (every PI service), plc-stop, and every subfunction of every named userdata group (programmer commands: variable status and modify, force, memory reset …).
+/// - `all`: Every job function, every userdata group and subfunction, every other PDU type, and S7comm-plus.
+trait S7Sets {
+    fn functions(self) -> Vec<(u32, u32)>;
+}
 
+impl S7Sets for Preset {
     fn functions(self) -> Vec<(u32, u32)> {
         use Function as F;
         use Group as G;
@@ -275,7 +252,7 @@ pub(crate) fn compile(d: &mut Diags<'_>, label: &str, raw: Option<&Spanned<Raw>>
     let preset = raw
         .preset
         .as_ref()
-        .and_then(|p| preset(d, label, p, PRESETS));
+        .and_then(|p| preset(d, label, p, Preset::NAMES));
     rule.preset = preset;
     let listed = raw.functions.as_ref().and_then(|f| {
         codes(
