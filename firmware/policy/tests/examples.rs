@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use gk_packet::{IpProtocol, MacAddr};
-use gk_policy::{Action, FlowQuery, Mode, Policy};
+use gk_policy::{Action, FlowQuery, Mode, Policy, Violation};
 
 fn examples_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../config/examples")
@@ -53,22 +53,61 @@ fn modbus(function: u8, data: &[u8]) -> Vec<u8> {
     adu
 }
 
+/// How `p` judges a Modbus request in the conversation `q`: (action, rule, violation).
+fn judge(p: &Policy, q: &FlowQuery, adu: &[u8]) -> (Action, Option<String>, Option<Violation>) {
+    use gk_inspect::{modbus as mb, Dir, Message};
+    let d = p.evaluate(q);
+    assert!(d.inspect.is_some(), "{q:?} is inspected");
+    let m = Message::Modbus(mb::parse(adu, adu.len(), Dir::Request).unwrap());
+    let m = p.judge_message(q, d.rule.unwrap(), &m);
+    (
+        m.action,
+        m.rule.map(|r| p.rule(r).name.clone()),
+        m.violation,
+    )
+}
+
+#[test]
+fn the_modbus_example_means_what_it_says() {
+    let (p, _) = Policy::load(&examples_dir().join("modbus.toml")).unwrap();
+    let hmi = q("10.10.0.21", "10.10.0.10", IpProtocol::Tcp, 502, None);
+    let eng = q("10.10.0.31", "10.10.0.10", IpProtocol::Tcp, 502, None);
+    let read = |start: u16| modbus(3, &[(start >> 8) as u8, start as u8, 0, 10]);
+    let write = |address: u16| modbus(6, &[(address >> 8) as u8, address as u8, 0, 1]);
+    assert_eq!(judge(&p, &hmi, &read(990)).0, Action::Allow);
+    assert_eq!(judge(&p, &hmi, &read(995)).2, Some(Violation::Address));
+    assert_eq!(judge(&p, &hmi, &write(150)).2, Some(Violation::Function));
+    assert_eq!(
+        judge(&p, &eng, &write(150)),
+        (Action::Allow, Some("eng-writes".into()), None)
+    );
+    assert_eq!(
+        judge(&p, &eng, &write(250)),
+        (
+            Action::Deny,
+            Some("eng-writes".into()),
+            Some(Violation::Address)
+        )
+    );
+    assert_eq!(
+        judge(&p, &eng, &read(5000)).0,
+        Action::Allow,
+        "eng-reads: read-only"
+    );
+    let umas = modbus(90, &[0, 0x02]);
+    let diagnostics = modbus(8, &[0, 4, 0, 0]);
+    for programming in [umas, diagnostics] {
+        assert_eq!(judge(&p, &eng, &programming).2, Some(Violation::Function));
+    }
+    let hmi_reads = p.rules().iter().find(|r| r.name == "hmi-reads").unwrap();
+    assert_eq!(hmi_reads.on_deny, gk_policy::OnDeny::ModbusException);
+}
+
 #[test]
 fn demo_policy_means_what_the_demo_says() {
-    use gk_inspect::{modbus as mb, Dir, Message};
     let (p, _) = Policy::load(&examples_dir().join("demo.toml")).unwrap();
     assert_eq!(p.mode(), Mode::Enforce);
-    let judge = |q: &FlowQuery, adu: &[u8]| {
-        let d = p.evaluate(q);
-        assert!(d.inspect.is_some(), "{q:?} is inspected");
-        let m = Message::Modbus(mb::parse(adu, adu.len(), Dir::Request).unwrap());
-        let m = p.judge_message(q, d.rule.unwrap(), &m);
-        (
-            m.action,
-            m.rule.map(|r| p.rule(r).name.clone()),
-            m.violation,
-        )
-    };
+    let judge = |q: &FlowQuery, adu: &[u8]| judge(&p, q, adu);
     let hmi = q("10.10.0.21", "10.10.0.10", IpProtocol::Tcp, 502, None);
     let intruder = q("10.10.0.66", "10.10.0.10", IpProtocol::Tcp, 502, None);
     let read_0_9 = modbus(3, &[0, 0, 0, 10]);
@@ -85,7 +124,7 @@ fn demo_policy_means_what_the_demo_says() {
         (
             Action::Deny,
             Some("hmi-setpoint".into()),
-            Some(gk_policy::Violation::Address)
+            Some(Violation::Address)
         )
     );
     assert_eq!(judge(&intruder, &read_0_9).0, Action::Allow);
@@ -94,7 +133,7 @@ fn demo_policy_means_what_the_demo_says() {
         (action, rule.as_deref()),
         (Action::Deny, Some("plant-reads"))
     );
-    assert_eq!(violation, Some(gk_policy::Violation::Function));
+    assert_eq!(violation, Some(Violation::Function));
     let on_deny = p
         .rules()
         .iter()
