@@ -698,7 +698,7 @@ impl<S: EventSink> Pipeline<S> {
             ..
         } = judge;
         if let Some(answered) = answer_again {
-            self.answer_again(seen, entry.stream, &answered);
+            self.answer_again(seen, &answered);
             return Outcome {
                 forward: false,
                 verdict: EventVerdict::Deny,
@@ -750,7 +750,7 @@ impl<S: EventSink> Pipeline<S> {
                 && messages == 1
                 && denied.reason != Reason::Malformed;
             if !(answerable && self.answer_modbus(seen, entry.stream, payload, denied.reason)) {
-                self.end_conversation(seen, handle, entry.stream);
+                self.end_conversation(seen, handle, entry.stream, d);
             }
         }
         Outcome {
@@ -766,19 +766,15 @@ impl<S: EventSink> Pipeline<S> {
 
     /// After a denied message: reset the TCP conversation towards both ends (its
     /// rule's `on-deny`) and forget it, so that stragglers are refused (`tcp-state`).
-    fn end_conversation(&mut self, seen: &Seen<'_, '_>, handle: FlowHandle, stream: u32) {
+    /// `d` is the direction of the segment being denied (0: from the initiator).
+    fn end_conversation(&mut self, seen: &Seen<'_, '_>, handle: FlowHandle, stream: u32, d: usize) {
         if let Some(mut segment) = seen.parsed.and_then(|p| Segment::of(seen.frame, p)) {
-            // The reset towards the server speaks in the server's numbers.
+            // The reset towards the receiver speaks in the receiver's numbers.
             if stream != NO_STREAM {
                 let slot = self.streams.slot(stream);
-                let (d, other) = if seen.ingress == Port::Plant {
-                    (0, 1)
-                } else {
-                    (1, 0)
-                };
                 if slot.shifted() {
                     segment.seq_on = slot.shift[d].seq(segment.seq);
-                    segment.ack_on = slot.shift[other].ack(segment.ack);
+                    segment.ack_on = slot.shift[1 - d].ack(segment.ack);
                 }
             }
             let built = inspect::resets(&mut self.injected, seen.ingress, &segment);
@@ -832,7 +828,7 @@ impl<S: EventSink> Pipeline<S> {
             answer,
             reason,
         };
-        if !self.answer_again(seen, stream, &answered) {
+        if !self.answer_again(seen, &answered) {
             return false;
         }
         let slot = self.streams.slot(stream);
@@ -843,7 +839,7 @@ impl<S: EventSink> Pipeline<S> {
     }
 
     /// Sends the client the answer to its request `answered` (again).
-    fn answer_again(&mut self, seen: &Seen<'_, '_>, _stream: u32, answered: &Answered) -> bool {
+    fn answer_again(&mut self, seen: &Seen<'_, '_>, answered: &Answered) -> bool {
         let Some(segment) = seen.parsed.and_then(|p| Segment::of(seen.frame, p)) else {
             return false;
         };

@@ -479,6 +479,37 @@ addresses = ["0-99"]
     let injected = h.injected();
     assert_eq!(injected.len(), 1);
     assert_eq!(tcp_of(&injected[0].1).3, [0, 3, 0, 0, 0, 3, 1, 0x83, 2]);
+
+    // A request that cannot be answered alone ends the conversation: the reset towards
+    // the PLC speaks in the PLC's numbers, the one towards the client in the client's.
+    let next = client_seq + 12;
+    let mut both = read(5, 1, 0, 1);
+    both.extend(write(6, 5));
+    let frame = c.client.tcp_seq(
+        c.client_ip,
+        c.sport,
+        c.server_ip,
+        502,
+        next,
+        client_ack + 11,
+        ACK | PSH,
+        &both,
+    );
+    assert!(!h.send(&frame, Port::Plant).forward);
+    let injected = h.injected();
+    let to_plc = injected
+        .iter()
+        .find(|(p, _)| *p == Port::Asset)
+        .expect("a reset to the PLC");
+    let to_client = injected
+        .iter()
+        .find(|(p, _)| *p == Port::Plant)
+        .expect("a reset to the client");
+    let (seq, ack, flags, _) = tcp_of(&to_plc.1);
+    assert!(flags & RST != 0);
+    assert_eq!((seq, ack), (next - removed, c.s_seq + 11));
+    let (seq, ack, _, _) = tcp_of(&to_client.1);
+    assert_eq!((seq, ack), (client_ack + 11, next + both.len() as u32));
 }
 
 #[test]
