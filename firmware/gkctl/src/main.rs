@@ -1,4 +1,12 @@
 //! `gkctl`, the operator's tool.
+//!
+//! Verbs: `lint` and `replay` (here); `keygen`, `sign`, `cosign`, `verify`, `show`,
+//! `audit` (bundles, `bundles.rs`); `diff` (`diff.rs`); `apply`, `confirm`, `status`
+//! (the daemon's control socket, `control.rs`).
+
+mod bundles;
+mod control;
+mod diff;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -53,6 +61,27 @@ enum Command {
         /// The capture file.
         capture: PathBuf,
     },
+    /// Make a signing key pair: DIR/NAME.key (secret, mode 0600) and DIR/NAME.pub.
+    Keygen(bundles::KeygenArgs),
+    /// Sign a policy into a bundle (the policy is linted first; a bad one is refused).
+    Sign(bundles::SignArgs),
+    /// Add a signature to a bundle (for policies that need k of n signers).
+    Cosign(bundles::CosignArgs),
+    /// Check a bundle against a trust store: exit 0, or the reason it would be refused.
+    Verify(bundles::VerifyArgs),
+    /// Print what a bundle carries: metadata, signers, a summary of its policy.
+    Show(bundles::ShowArgs),
+    /// Print a state directory's audit log and verify its hash chain (exit 1 if broken).
+    Audit(bundles::AuditArgs),
+    /// What a new policy (or bundle) allows that the old one did not, and what it no
+    /// longer allows, rule by rule.
+    Diff(diff::DiffArgs),
+    /// Offer a bundle to a running gatekeeperd through its control socket.
+    Apply(control::ApplyArgs),
+    /// Confirm the pending bundle of a running gatekeeperd (before its window ends).
+    Confirm(control::ConfirmArgs),
+    /// A running gatekeeperd's state: mode, bundle, signers, counters, pending apply.
+    Status(control::StatusArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +94,16 @@ fn main() -> ExitCode {
             asset_macs,
             capture,
         } => replay(&policy, json, &asset_macs, &capture),
+        Command::Keygen(args) => bundles::keygen(&args),
+        Command::Sign(args) => bundles::sign(&args),
+        Command::Cosign(args) => bundles::cosign(&args),
+        Command::Verify(args) => bundles::verify(&args),
+        Command::Show(args) => bundles::show(&args),
+        Command::Audit(args) => bundles::audit(&args),
+        Command::Diff(args) => diff::diff(&args),
+        Command::Apply(args) => control::apply(&args),
+        Command::Confirm(args) => control::confirm(&args),
+        Command::Status(args) => control::status(&args),
     };
     match result {
         Ok(code) => code,
