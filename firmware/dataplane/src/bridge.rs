@@ -8,7 +8,7 @@
 
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tracing::{info, warn};
@@ -19,7 +19,8 @@ use crate::port::{
     check_same_mtu, set_link_up, LinkMonitor, PortError, PreparedPort, RawPort, VnetHdr,
     MAX_GSO_FRAME,
 };
-use crate::{Counters, Now, Pipeline, Port};
+use crate::{Counters, Now, Pipeline, Port, SwapReport};
+use gk_policy::Policy;
 
 /// How the bridge runs.
 #[derive(Debug, Clone)]
@@ -50,6 +51,70 @@ pub struct Control {
     pub stop: Arc<AtomicBool>,
     /// Print the counters (SIGUSR1).
     pub report: Arc<AtomicBool>,
+    /// New policies from the management plane.
+    pub handoff: Handoff,
+}
+
+/// What the forwarding thread runs, as the management plane sees it.
+#[derive(Debug, Clone)]
+pub struct Live {
+    pub policy: Arc<Policy>,
+    pub counters: Arc<Counters>,
+    /// Policies put in force since start (0: the first one).
+    pub generation: u64,
+    /// What the last swap did to the conversations it found.
+    pub swap: SwapReport,
+}
+
+/// Hands a new policy from the management plane to the forwarding thread, which takes
+/// it between batches (one relaxed load per loop when there is nothing to take: no lock
+/// on the packet path), and publishes what runs afterwards.
+#[derive(Debug, Clone, Default)]
+pub struct Handoff {
+    waiting: Arc<AtomicBool>,
+    offered: Arc<Mutex<Option<Arc<Policy>>>>,
+    live: Arc<Mutex<Option<Live>>>,
+}
+
+impl Handoff {
+    /// Asks the forwarding thread to put `policy` in force (replacing one offered but
+    /// not taken yet).
+    pub fn offer(&self, policy: Arc<Policy>) {
+        *self.offered.lock().unwrap_or_else(|e| e.into_inner()) = Some(policy);
+        self.waiting.store(true, Ordering::Release);
+    }
+
+    /// What runs now (`None` before the bridge started).
+    pub fn live(&self) -> Option<Live> {
+        self.live.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Waits until a policy offered before this call is in force (or `timeout` passes);
+    /// returns what runs then.
+    pub fn wait_taken(&self, timeout: Duration) -> Option<Live> {
+        let deadline = Instant::now() + timeout;
+        while self.waiting.load(Ordering::Acquire) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        self.live()
+    }
+
+    fn take(&self) -> Option<Arc<Policy>> {
+        if !self.waiting.load(Ordering::Acquire) {
+            return None;
+        }
+        let policy = self
+            .offered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        policy
+    }
+
+    fn publish(&self, live: Live) {
+        *self.live.lock().unwrap_or_else(|e| e.into_inner()) = Some(live);
+        self.waiting.store(false, Ordering::Release);
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -183,7 +248,30 @@ impl<S: EventSink> Bridge<S> {
         mut report: impl FnMut(&Counters),
     ) -> Result<(), BridgeError> {
         let mut last_housekeeping = Instant::now();
+        let mut generation = 0;
+        control.handoff.publish(Live {
+            policy: self.pipeline.policy().clone(),
+            counters: self.pipeline.counters().clone(),
+            generation,
+            swap: SwapReport::default(),
+        });
         while !control.stop.load(Ordering::Relaxed) {
+            if let Some(policy) = control.handoff.take() {
+                let swap = self.pipeline.swap_policy(policy);
+                generation += 1;
+                info!(
+                    policy = self.pipeline.policy().name(),
+                    kept = swap.kept,
+                    revoked = swap.revoked,
+                    "policy swapped in"
+                );
+                control.handoff.publish(Live {
+                    policy: self.pipeline.policy().clone(),
+                    counters: self.pipeline.counters().clone(),
+                    generation,
+                    swap,
+                });
+            }
             if control.report.swap(false, Ordering::Relaxed) {
                 self.update_kernel_counters();
                 report(self.pipeline.counters());

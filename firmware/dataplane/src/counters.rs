@@ -61,6 +61,16 @@ pub struct RuleCounters {
     pub messages_denied: Counter,
 }
 
+/// What a `[[health]]` check has seen since the policy was applied.
+#[derive(Debug, Default)]
+pub struct HealthCounters {
+    /// Packets allowed from the check's `from` side, and back from its `to` side.
+    pub forward: Counter,
+    pub reverse: Counter,
+    /// Conversations the check watches that the policy refused.
+    pub refused: Counter,
+}
+
 #[derive(Debug)]
 pub struct Counters {
     pub ports: [PortCounters; 2],
@@ -84,6 +94,11 @@ pub struct Counters {
     pub events_suppressed: Counter,
     /// Events the writer could not keep up with (queue full).
     pub events_lost: Counter,
+    /// One per `[[health]]` check of the policy, in order.
+    pub health: Vec<HealthCounters>,
+    /// Policies swapped in since start, and conversations they revoked.
+    pub swaps: Counter,
+    pub flows_revoked: Counter,
 }
 
 impl Counters {
@@ -106,7 +121,58 @@ impl Counters {
             events_emitted: Counter::default(),
             events_suppressed: Counter::default(),
             events_lost: Counter::default(),
+            health: (0..policy.health_checks().len())
+                .map(|_| HealthCounters::default())
+                .collect(),
+            swaps: Counter::default(),
+            flows_revoked: Counter::default(),
         }
+    }
+
+    /// Counters for `policy` that go on from `old`: ports, drops, flows and events
+    /// carry over, and so do the counters of rules that keep their name; health checks
+    /// start from zero (they watch what happens after the swap).
+    pub fn carried_over(policy: &Policy, old: &Counters, old_policy: &Policy) -> Self {
+        let new = Counters::new(policy);
+        let carry = |to: &Counter, from: &Counter| to.set(from.get());
+        for (to, from) in new.ports.iter().zip(&old.ports) {
+            carry(&to.rx_packets, &from.rx_packets);
+            carry(&to.rx_bytes, &from.rx_bytes);
+            carry(&to.forwarded, &from.forwarded);
+            carry(&to.tx_errors, &from.tx_errors);
+            carry(&to.kernel_drops, &from.kernel_drops);
+        }
+        for (to, from) in new.dropped.iter().zip(&old.dropped) {
+            carry(to, from);
+        }
+        for (to, from) in new.would_drop.iter().zip(&old.would_drop) {
+            carry(to, from);
+        }
+        for (rule, to) in policy.rules().iter().zip(&new.rules) {
+            let same = old_policy.rules().iter().position(|r| r.name == rule.name);
+            if let Some(from) = same.and_then(|i| old.rules.get(i)) {
+                carry(&to.flows, &from.flows);
+                carry(&to.packets, &from.packets);
+                carry(&to.bytes, &from.bytes);
+                carry(&to.messages, &from.messages);
+                carry(&to.messages_denied, &from.messages_denied);
+            }
+        }
+        for (to, from) in [
+            (&new.no_rule, &old.no_rule),
+            (&new.flows_created, &old.flows_created),
+            (&new.flows_active, &old.flows_active),
+            (&new.streams_active, &old.streams_active),
+            (&new.injected, &old.injected),
+            (&new.events_emitted, &old.events_emitted),
+            (&new.events_suppressed, &old.events_suppressed),
+            (&new.events_lost, &old.events_lost),
+            (&new.swaps, &old.swaps),
+            (&new.flows_revoked, &old.flows_revoked),
+        ] {
+            carry(to, from);
+        }
+        new
     }
 
     #[inline]

@@ -60,6 +60,10 @@ pub struct Event {
 pub trait EventSink {
     /// Offer an event; return false when it could not be taken (counted as lost).
     fn offer(&mut self, event: &Event) -> bool;
+
+    /// The pipeline swapped `policy` in: events offered from now on name its rules.
+    /// A sink that formats later (on another thread) must learn it in order.
+    fn policy_changed(&mut self, _policy: &std::sync::Arc<Policy>) {}
 }
 
 impl EventSink for Vec<Event> {

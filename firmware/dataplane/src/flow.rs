@@ -94,7 +94,7 @@ pub enum FlowState {
 }
 
 /// How long an idle entry lives in each state, from the policy's `[flows]` section.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
     pub tcp_syn: u64,
     pub tcp_established: u64,
@@ -143,6 +143,9 @@ pub enum FlowVerdict {
     /// Monitor mode: enforce would have refused it (by this rule, for this reason);
     /// forwarded, and reported once.
     WouldDeny(Option<RuleId>, Reason),
+    /// Allowed by an earlier policy, not by the one in force since a swap: its next
+    /// packet is refused (and a TCP connection reset towards both ends).
+    Revoked(Option<RuleId>, Reason),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -221,6 +224,27 @@ impl FlowTable {
         }
     }
 
+    /// Every live entry, for a policy swap to judge again; `judge` returns false to
+    /// remove the entry. Not for the packet path (it walks the whole slab).
+    pub fn retain(&mut self, mut judge: impl FnMut(&mut FlowEntry) -> bool) {
+        let doomed: Vec<FlowKey> = self
+            .slab
+            .iter_mut()
+            .flatten()
+            .filter_map(|e| (!judge(e)).then_some(e.key))
+            .collect();
+        for key in doomed {
+            if let Some((pos, _)) = self.find(&key) {
+                self.remove_at(pos);
+            }
+        }
+    }
+
+    /// Every live entry.
+    pub fn entries(&self) -> impl Iterator<Item = &FlowEntry> + '_ {
+        self.slab.iter().flatten()
+    }
+
     /// The streams of entries removed since the last call (expired, replaced, removed).
     pub fn take_released(&mut self) -> std::vec::Drain<'_, u32> {
         self.released.drain(..)
@@ -228,6 +252,11 @@ impl FlowTable {
 
     pub fn capacity(&self) -> usize {
         self.slab.len()
+    }
+
+    /// New timeouts, applied from each entry's next packet.
+    pub fn set_timeouts(&mut self, timeouts: Timeouts) {
+        self.timeouts = timeouts;
     }
 
     pub fn len(&self) -> usize {

@@ -18,7 +18,7 @@ pub mod testing;
 
 pub use counters::Counters;
 pub use event::{Event, EventFormatter, EventSink, EventVerdict, NullSink};
-pub use pipeline::{describe, Now, Outcome, Pipeline};
+pub use pipeline::{describe, Now, Outcome, Pipeline, SwapReport};
 
 /// One of the two data ports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -48,10 +48,23 @@ pub struct Outcome {
     pub rewrite: Option<TcpRewrite>,
 }
 
+/// What [`Pipeline::swap_policy`] did with the conversations it found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SwapReport {
+    /// Still allowed by the new policy: they carry on untouched.
+    pub kept: usize,
+    /// No longer allowed: refused (and reset) at their next packet.
+    pub revoked: usize,
+    /// Lost because the new policy's flow table is smaller.
+    pub dropped_for_room: usize,
+}
+
 /// The per-packet state machine. Owned by one thread; nothing in it locks.
 #[derive(Debug)]
 pub struct Pipeline<S> {
     policy: Arc<Policy>,
+    /// The monotonic time of the last frame (for a swap's table rebuild).
+    last_now: u64,
     flows: FlowTable,
     streams: StreamPool,
     injected: InjectQueue,
@@ -269,6 +282,7 @@ impl<S: EventSink> Pipeline<S> {
         counters.stream_capacity.set(streams.capacity() as u64);
         Pipeline {
             policy,
+            last_now: 0,
             flows,
             streams,
             injected: InjectQueue::new(INJECT_CAPACITY),
@@ -307,6 +321,162 @@ impl<S: EventSink> Pipeline<S> {
         self.counters.flows_active.set(self.flows.len() as u64);
     }
 
+    /// Counts a packet of a known conversation for the health checks that watch it.
+    fn watch_health(&self, entry: &FlowEntry, from_initiator: bool, what: Watched) {
+        if self.counters.health.is_empty() {
+            return;
+        }
+        let q = flow_query(entry);
+        for (check, c) in self
+            .policy
+            .health_checks()
+            .iter()
+            .zip(&self.counters.health)
+        {
+            if check.matches(&q) {
+                match (what, from_initiator) {
+                    (Watched::Refused, _) => c.refused.add(1),
+                    (Watched::Allowed, true) => c.forward.add(1),
+                    (Watched::Allowed, false) => c.reverse.add(1),
+                }
+            }
+        }
+    }
+
+    /// Counts a new conversation for the health checks that watch it.
+    fn watch_query(&self, q: &FlowQuery, what: Watched) {
+        for (check, c) in self
+            .policy
+            .health_checks()
+            .iter()
+            .zip(&self.counters.health)
+        {
+            if check.matches(q) {
+                match what {
+                    Watched::Refused => c.refused.add(1),
+                    Watched::Allowed => c.forward.add(1),
+                }
+            }
+        }
+    }
+
+    /// Puts `policy` in force from the next frame on, keeping what the data plane knows:
+    /// every conversation in the flow table is judged again by the new rules. One the
+    /// new policy still allows (with the same inspection) carries on untouched; one it
+    /// no longer allows is revoked: its next packet is refused, and a TCP connection is
+    /// reset towards both ends. Counters carry over (rules by name). Runs on the
+    /// forwarding thread between batches; it allocates (this is not the packet path).
+    pub fn swap_policy(&mut self, policy: Arc<Policy>) -> SwapReport {
+        let old_policy = std::mem::replace(&mut self.policy, policy.clone());
+        let limits = policy.limits().clone();
+        let old_limits = old_policy.limits();
+        let mut report = SwapReport::default();
+        // Tables whose size the new policy changes are rebuilt; their conversations
+        // are carried over while they fit.
+        if limits.flow_capacity != old_limits.flow_capacity {
+            let mut table = FlowTable::new(limits.flow_capacity, Timeouts::from_limits(&limits));
+            let now = self.last_now;
+            for entry in self.flows.entries() {
+                if table.insert(*entry, now).is_err() {
+                    report.dropped_for_room += 1;
+                    if entry.stream != NO_STREAM {
+                        self.streams.release(entry.stream);
+                    }
+                }
+            }
+            // Entries that did not fit give their streams back with the old table.
+            self.flows = table;
+        } else {
+            self.flows.set_timeouts(Timeouts::from_limits(&limits));
+        }
+        let inspects_tcp = policy
+            .rules()
+            .iter()
+            .filter_map(|r| r.inspects())
+            .any(|p| !p.tcp_ports().is_empty());
+        let wanted_streams = if inspects_tcp {
+            limits.inspect_streams
+        } else {
+            0
+        };
+        let streams_rebuilt = wanted_streams != self.streams.capacity()
+            || limits.inspect_buffer != old_limits.inspect_buffer;
+        if streams_rebuilt {
+            self.streams = StreamPool::new(wanted_streams, limits.inspect_buffer);
+        }
+        let monitor = policy.mode() == Mode::Monitor;
+        let streams = &mut self.streams;
+        self.flows.retain(|entry| {
+            let q = flow_query(entry);
+            let decision = policy.evaluate(&q);
+            let permits = decision.action.permits() && decision.rule.is_some();
+            // A TCP conversation cannot start being inspected (or change protocol) in
+            // the middle of its byte stream; a datagram conversation can, and any
+            // conversation can stop being inspected.
+            let same =
+                decision.inspect == entry.app && !(streams_rebuilt && entry.stream != NO_STREAM);
+            let switchable = entry.key.protocol != 6 || decision.inspect.is_none();
+            let reason = if decision.rule.is_some() {
+                Reason::DenyRule
+            } else {
+                Reason::NoRule
+            };
+            entry.verdict = match decision.rule {
+                Some(rule) if permits && (same || switchable) => {
+                    entry.app = decision.inspect;
+                    report.kept += 1;
+                    FlowVerdict::Allowed(rule)
+                }
+                // Monitor mode revokes nothing: it reports. A conversation it cannot
+                // follow any more is simply no longer inspected.
+                Some(rule) if permits && monitor => {
+                    entry.app = None;
+                    report.kept += 1;
+                    FlowVerdict::Allowed(rule)
+                }
+                rule if monitor => {
+                    report.kept += 1;
+                    FlowVerdict::WouldDeny(rule, reason)
+                }
+                rule => {
+                    // Its next packet will say why: a deny rule, or no rule at all, or
+                    // (allowed, but its inspection cannot carry on) the rule that now
+                    // governs it.
+                    report.revoked += 1;
+                    let reason = if permits { Reason::DenyRule } else { reason };
+                    FlowVerdict::Revoked(rule, reason)
+                }
+            };
+            if streams_rebuilt {
+                entry.stream = NO_STREAM;
+            } else if entry.app.is_none() && entry.stream != NO_STREAM {
+                streams.release(entry.stream);
+                entry.stream = NO_STREAM;
+            }
+            true
+        });
+        if streams_rebuilt {
+            // The old table's streams belong to the old pool: forget them.
+            self.flows.take_released().for_each(drop);
+        } else {
+            self.reclaim_streams();
+        }
+        let counters = Arc::new(Counters::carried_over(&policy, &self.counters, &old_policy));
+        counters.flow_capacity.set(self.flows.capacity() as u64);
+        counters.stream_capacity.set(self.streams.capacity() as u64);
+        counters.swaps.add(1);
+        counters.flows_revoked.add(report.revoked as u64);
+        counters.flows_active.set(self.flows.len() as u64);
+        self.counters = counters;
+        if limits.events_per_second != old_limits.events_per_second
+            || limits.event_burst != old_limits.event_burst
+        {
+            self.reporter.limiter = RateLimiter::new(limits.events_per_second, limits.event_burst);
+        }
+        self.reporter.sink.policy_changed(&policy);
+        report
+    }
+
     /// Takes back the streams of flows the table removed.
     fn reclaim_streams(&mut self) {
         for id in self.flows.take_released() {
@@ -323,6 +493,7 @@ impl<S: EventSink> Pipeline<S> {
 
     /// Judge one Ethernet frame that arrived on `ingress`.
     pub fn process(&mut self, frame: &[u8], ingress: Port, now: Now) -> Outcome {
+        self.last_now = now.mono_ns;
         self.count_rx(frame, ingress);
         let Ok(parsed) = dissect(frame) else {
             return self.refuse(
@@ -429,6 +600,7 @@ impl<S: EventSink> Pipeline<S> {
                         let c = self.counters.rule(rule);
                         c.packets.add(1);
                         c.bytes.add(frame.len() as u64);
+                        self.watch_health(&entry, from_initiator, Watched::Allowed);
                         if entry.app.is_some() {
                             return self.inspect(seen, ip, handle, &entry, from_initiator, rule);
                         }
@@ -445,6 +617,25 @@ impl<S: EventSink> Pipeline<S> {
                             detail: None,
                             rewrite: None,
                         }
+                    }
+                    FlowVerdict::Revoked(rule, reason) => {
+                        // The policy in force since a swap does not allow it: refused,
+                        // and a TCP connection is reset so that neither end waits.
+                        self.watch_health(&entry, from_initiator, Watched::Refused);
+                        let mut out = self.refuse(seen, reason, rule);
+                        out.detail = Some(REVOKED);
+                        if tcp.is_some() && !out.forward {
+                            self.end_conversation(
+                                seen,
+                                handle,
+                                entry.stream,
+                                usize::from(!from_initiator),
+                            );
+                        } else {
+                            self.flows.remove(handle);
+                            self.reclaim_streams();
+                        }
+                        out
                     }
                 };
             }
@@ -472,6 +663,17 @@ impl<S: EventSink> Pipeline<S> {
             icmp_type,
         };
         let decision = self.policy.evaluate(&query);
+        if !self.counters.health.is_empty() {
+            let permits = decision.action.permits() && decision.rule.is_some();
+            self.watch_query(
+                &query,
+                if permits {
+                    Watched::Allowed
+                } else {
+                    Watched::Refused
+                },
+            );
+        }
         let is_icmp_error = matches!(
             ip.l4,
             L4::Icmp {
@@ -1090,7 +1292,51 @@ fn flow_allowed(rule: RuleId) -> Outcome {
 fn flow_rule(verdict: FlowVerdict) -> Option<RuleId> {
     match verdict {
         FlowVerdict::Allowed(rule) => Some(rule),
-        FlowVerdict::WouldDeny(rule, _) => rule,
+        FlowVerdict::WouldDeny(rule, _) | FlowVerdict::Revoked(rule, _) => rule,
+    }
+}
+
+/// The `detail` of a conversation refused because a new policy no longer allows it.
+const REVOKED: &str = "no longer allowed by the policy in force";
+
+/// What a health check saw a packet of its conversation get.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Watched {
+    Allowed,
+    Refused,
+}
+
+/// The conversation of `entry` as the policy sees it: initiator to responder.
+fn flow_query(entry: &FlowEntry) -> FlowQuery {
+    let (initiator, responder) = if entry.initiator_is_lo {
+        (entry.key.lo, entry.key.hi)
+    } else {
+        (entry.key.hi, entry.key.lo)
+    };
+    let addr = |e: Endpoint| {
+        let v6 = std::net::Ipv6Addr::from(e.addr);
+        // IPv4 conversations are keyed by their v4-mapped form.
+        match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        }
+    };
+    let (src, dst) = (addr(initiator), addr(responder));
+    let protocol = gk_packet::IpProtocol::from(entry.key.protocol);
+    let has_ports = matches!(entry.key.protocol, 6 | 17);
+    let icmp_type = match entry.key.protocol {
+        // ICMP conversations are echo sessions (their "ports" are the echo id).
+        1 => Some(8),
+        58 => Some(128),
+        _ => None,
+    };
+    FlowQuery {
+        src,
+        dst,
+        protocol,
+        src_port: if has_ports { initiator.port } else { 0 },
+        dst_port: if has_ports { responder.port } else { 0 },
+        icmp_type,
     }
 }
 

@@ -1,33 +1,41 @@
 //! `gatekeeperd`, the appliance daemon: bridges the plant and asset ports and enforces
 //! the policy on every frame.
+//!
+//! Production: `--trust DIR --state DIR` (signed bundles from `--bundle`, `--inbox` and
+//! the control socket; see `lifecycle.rs`). Development: `--unsigned-policy FILE`.
 
-use std::fs::OpenOptions;
-use std::io::{BufWriter, Write};
+mod events;
+mod lifecycle;
+mod management;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use gk_bundle::state::StateDir;
+use gk_bundle::trust::TrustStore;
 use gk_dataplane::bridge::{Bridge, BridgeConfig, Control};
-use gk_dataplane::{Event, EventFormatter, Pipeline};
+use gk_dataplane::{EventSink, Pipeline};
 use gk_policy::Policy;
 use tracing::{error, info, warn};
 
-/// How many events may wait for the writer before new ones are counted as lost.
-const EVENT_QUEUE: usize = 8192;
+use crate::lifecycle::{Lifecycle, OnFailure, Settings};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "gatekeeperd",
     version,
     about = "Transparent two-port bridge that forwards only what its policy allows",
-    after_help = "Runs in the foreground and logs to stderr (set GK_LOG=debug for more). \
+    after_help = "Production: --trust DIR --state DIR, with bundles from --bundle, --inbox and \
+                  the control socket (gkctl apply / confirm / status). Development: \
+                  --unsigned-policy FILE.\n\n\
+                  Runs in the foreground and logs to stderr (set GK_LOG=debug for more). \
                   SIGTERM or SIGINT stop it cleanly; SIGUSR1 prints the counters."
 )]
+#[command(group(clap::ArgGroup::new("policy-source").required(true).args(["unsigned_policy", "trust"])))]
 struct Args {
     /// The plant-side interface (the network: HMIs, workstations).
     #[arg(long, value_name = "IF")]
@@ -36,8 +44,35 @@ struct Args {
     #[arg(long, value_name = "IF")]
     asset: String,
     /// DEVELOPMENT ONLY: run a plain, unsigned TOML policy file.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["trust", "state", "bundle", "inbox", "control"])]
+    unsigned_policy: Option<PathBuf>,
+    /// The trust store: a directory of *.pub keys and an optional trust.toml.
+    #[arg(long, value_name = "DIR", requires = "state")]
+    trust: Option<PathBuf>,
+    /// The state directory: the bundle in force, the anti-rollback ratchet, the audit log.
+    #[arg(long, value_name = "DIR", requires = "trust")]
+    state: Option<PathBuf>,
+    /// A bundle to offer at start (it becomes pending like any other).
     #[arg(long, value_name = "FILE")]
-    unsigned_policy: PathBuf,
+    bundle: Option<PathBuf>,
+    /// A directory watched for *.gkb bundles (on the box: where USB sticks are scanned).
+    #[arg(long, value_name = "DIR")]
+    inbox: Option<PathBuf>,
+    /// The control socket for gkctl apply, confirm and status.
+    #[arg(long, value_name = "SOCKET")]
+    control: Option<PathBuf>,
+    /// This box's device id: bundles bound to other devices are refused.
+    #[arg(long, value_name = "ID")]
+    device_id: Option<String>,
+    /// This box's site: bundles bound to another site are refused.
+    #[arg(long, value_name = "NAME")]
+    site: Option<String>,
+    /// What runs while no valid bundle does.
+    #[arg(long, value_enum, default_value = "fail-closed")]
+    on_failure: OnFailure,
+    /// Seconds a new bundle stays pending (overrides the bundle's own window).
+    #[arg(long, value_name = "SECONDS")]
+    confirm_window: Option<u64>,
     /// Where to write events, one JSON object per line (appended); default stdout.
     #[arg(long, value_name = "PATH")]
     events: Option<PathBuf>,
@@ -66,13 +101,18 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: Args) -> anyhow::Result<()> {
-    let policy = match Policy::load(&args.unsigned_policy) {
+/// Loads the development policy, or says what is wrong with it.
+fn unsigned_policy(path: &std::path::Path) -> anyhow::Result<Arc<Policy>> {
+    match Policy::load(path) {
         Ok((policy, warnings)) => {
             for warning in warnings {
                 warn!("{warning}");
             }
-            Arc::new(policy)
+            warn!(
+                "RUNNING AN UNSIGNED POLICY ({}): development only; production boxes run signed bundles",
+                path.display()
+            );
+            Ok(Arc::new(policy))
         }
         Err(err) => {
             for diagnostic in &err.diagnostics {
@@ -80,18 +120,62 @@ fn run(args: Args) -> anyhow::Result<()> {
             }
             anyhow::bail!(
                 "policy {} is not valid; nothing was started",
-                args.unsigned_policy.display()
+                path.display()
             );
         }
-    };
-    warn!(
-        "RUNNING AN UNSIGNED POLICY ({}): development only; production boxes run signed bundles",
-        args.unsigned_policy.display()
-    );
+    }
+}
 
-    let (events_tx, events_rx) = sync_channel::<Event>(EVENT_QUEUE);
-    let pipeline = Pipeline::new(policy.clone(), events_tx);
-    let counters = pipeline.counters().clone();
+fn run(args: Args) -> anyhow::Result<()> {
+    let control = Control::default();
+    // Production mode: the lifecycle decides the first policy.
+    let (events_for_policy, packet_sink, line_sink, writer);
+    let mut lifecycle = None;
+    let policy = match &args.unsigned_policy {
+        Some(path) => {
+            let policy = unsigned_policy(path)?;
+            (packet_sink, line_sink, writer) = events::spawn(policy.clone(), args.events.clone())?;
+            events_for_policy = None;
+            policy
+        }
+        None => {
+            let state_dir = args
+                .state
+                .as_ref()
+                .context("--state is required with --trust")?;
+            let state = StateDir::open(state_dir).with_context(|| {
+                format!("cannot use the state directory {}", state_dir.display())
+            })?;
+            let trust = match TrustStore::load(args.trust.as_ref().context("--trust is required")?)
+            {
+                Ok(trust) => Some(trust),
+                Err(e) => {
+                    error!("{e}: no bundle can be verified");
+                    None
+                }
+            };
+            let placeholder = Arc::new(args.on_failure.policy());
+            (packet_sink, line_sink, writer) = events::spawn(placeholder, args.events.clone())?;
+            let settings = Settings {
+                state,
+                trust,
+                device_id: args.device_id.clone(),
+                site: args.site.clone(),
+                on_failure: args.on_failure,
+                confirm_window: args.confirm_window.map(Duration::from_secs),
+            };
+            let (lc, policy) =
+                Lifecycle::start(settings, control.handoff.clone(), line_sink.clone());
+            lifecycle = Some(lc);
+            events_for_policy = Some(policy.clone());
+            policy
+        }
+    };
+    let mut sink = packet_sink;
+    if let Some(policy) = &events_for_policy {
+        sink.policy_changed(policy);
+    }
+    let pipeline = Pipeline::new(policy.clone(), sink);
     let config = BridgeConfig {
         plant: args.plant.clone(),
         asset: args.asset.clone(),
@@ -100,16 +184,23 @@ fn run(args: Args) -> anyhow::Result<()> {
     };
     let mut bridge = Bridge::open(config, pipeline).context("cannot open the ports")?;
 
-    let writer = spawn_event_writer(
-        events_rx,
-        EventFormatter::new(policy.clone()),
-        args.events.clone(),
-    )?;
-
-    let control = Control::default();
     signal_hook::flag::register(signal_hook::consts::SIGTERM, control.stop.clone())?;
     signal_hook::flag::register(signal_hook::consts::SIGINT, control.stop.clone())?;
     signal_hook::flag::register(signal_hook::consts::SIGUSR1, control.report.clone())?;
+
+    let management = match lifecycle {
+        Some(lifecycle) => Some(management::spawn(
+            management::Management {
+                lifecycle,
+                control: args.control.clone(),
+                inbox: args.inbox.clone(),
+                bundle: args.bundle.clone(),
+            },
+            control.stop.clone(),
+        )?),
+        None => None,
+    };
+    drop(line_sink);
 
     info!(
         policy = policy.name(),
@@ -119,64 +210,23 @@ fn run(args: Args) -> anyhow::Result<()> {
         asset = %args.asset,
         "forwarding"
     );
-    let result = bridge.run(&control, |counters| eprint!("{}", counters.report(&policy)));
+    let result = bridge.run(&control, |counters| {
+        let live = control.handoff.live();
+        let policy = live.as_ref().map_or(&policy, |l| &l.policy);
+        eprint!("{}", counters.report(policy));
+    });
     // Restore the ports (offloads, promiscuity, IPv6) before anything else can fail.
     drop(bridge);
-    eprint!("{}", counters.report(&policy));
-    writer.stop.store(true, Ordering::Relaxed);
-    if writer.handle.join().is_err() {
-        warn!("the event writer panicked");
+    if let Some(live) = control.handoff.live() {
+        eprint!("{}", live.counters.report(&live.policy));
     }
+    if let Some(handle) = management {
+        if handle.join().is_err() {
+            warn!("the management plane panicked");
+        }
+    }
+    writer.finish();
     result.context("forwarding stopped")?;
     info!("stopped");
     Ok(())
-}
-
-struct WriterHandle {
-    stop: Arc<AtomicBool>,
-    handle: std::thread::JoinHandle<()>,
-}
-
-/// The thread that turns events into JSON lines. It is the only place events allocate.
-fn spawn_event_writer(
-    events: Receiver<Event>,
-    formatter: EventFormatter,
-    path: Option<PathBuf>,
-) -> anyhow::Result<WriterHandle> {
-    let sink: Box<dyn Write + Send> = match &path {
-        Some(path) => Box::new(
-            OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .with_context(|| format!("cannot open the events file {}", path.display()))?,
-        ),
-        None => Box::new(std::io::stdout()),
-    };
-    let stop = Arc::new(AtomicBool::new(false));
-    let stop_flag = stop.clone();
-    let handle = std::thread::Builder::new()
-        .name("gk-events".into())
-        .spawn(move || {
-            let mut out = BufWriter::new(sink);
-            loop {
-                match events.recv_timeout(Duration::from_millis(100)) {
-                    Ok(event) => {
-                        let _ = writeln!(out, "{}", formatter.to_json(&event));
-                        // Write what is queued, then flush so that readers see events promptly.
-                        while let Ok(event) = events.try_recv() {
-                            let _ = writeln!(out, "{}", formatter.to_json(&event));
-                        }
-                        let _ = out.flush();
-                    }
-                    Err(RecvTimeoutError::Timeout) if !stop_flag.load(Ordering::Relaxed) => {}
-                    Err(_) => break,
-                }
-            }
-            while let Ok(event) = events.try_recv() {
-                let _ = writeln!(out, "{}", formatter.to_json(&event));
-            }
-            let _ = out.flush();
-        })?;
-    Ok(WriterHandle { stop, handle })
 }

@@ -11,10 +11,10 @@ use serde_spanned::Spanned;
 
 use crate::diag::{Diags, PolicyError};
 use crate::names::{self, ETHERTYPES, VLAN_TPIDS};
-use crate::raw::{items, Items, RawAction, RawMode, RawPolicy, RawRule, Scalar};
+use crate::raw::{items, Items, RawAction, RawHealth, RawMode, RawPolicy, RawRule, Scalar};
 use crate::{
-    Action, Diagnostic, Host, IcmpTypes, Limits, Mode, OnDeny, Peer, PinV4, PinV6, Policy, Ports,
-    Proto, Protocol, Rule, SCHEMA,
+    Action, Diagnostic, HealthCheck, Host, IcmpTypes, Limits, Mode, OnDeny, Peer, PinV4, PinV6,
+    Policy, Ports, Proto, Protocol, Rule, SCHEMA,
 };
 
 /// `RuleId` is a u16.
@@ -72,6 +72,7 @@ impl Compiler<'_, '_> {
         let hosts = self.hosts(&raw);
         let (pins_v4, pins_v6) = self.pins(&raw, &hosts);
         let rules = self.rules(&raw.rule, &hosts);
+        let health = self.health(&raw.health, &hosts);
         self.lint_rules(&raw.rule, &rules);
         self.lint_l2(&raw, &ethertypes, &hosts, &rules);
         let limits = self.limits(&raw);
@@ -83,9 +84,57 @@ impl Compiler<'_, '_> {
             vlans,
             hosts,
             rules,
+            health,
             pins_v4,
             pins_v6,
         }
+    }
+
+    /// `[[health]]` checks: a name, the conversation (from, to, proto, ports) and how
+    /// long after an apply it must be seen flowing.
+    fn health(&mut self, raw: &[Spanned<RawHealth>], hosts: &[Host]) -> Vec<HealthCheck> {
+        let mut checks: Vec<HealthCheck> = Vec::new();
+        for (i, spanned) in raw.iter().enumerate() {
+            let span = spanned.span();
+            let r = spanned.get_ref();
+            let label = match &r.name {
+                Some(n) => format!("health check {:?}", n.get_ref()),
+                None => format!("health check #{}", i + 1),
+            };
+            let name = match &r.name {
+                None => {
+                    self.d.error(&span, format!("{label}: missing `name`"));
+                    String::new()
+                }
+                Some(n) => {
+                    self.check_name("health check", n.get_ref(), &n.span());
+                    if checks.iter().any(|c| c.name == *n.get_ref()) {
+                        self.d
+                            .error(&n.span(), format!("{label}: name already used"));
+                    }
+                    n.get_ref().clone()
+                }
+            };
+            let from = self.peer(&label, "from", r.from.as_ref(), &span, hosts);
+            let to = self.peer(&label, "to", r.to.as_ref(), &span, hosts);
+            let proto = self.proto(&label, r.proto.as_ref());
+            let ports = self.ports(&label, proto, r.ports.as_ref());
+            let within =
+                Duration::from_secs(
+                    int(self.d, r.within.as_ref(), "health.within", 1, 86400, 60) as u64,
+                );
+            let line = self.d.line(span.start);
+            checks.push(HealthCheck {
+                name,
+                from,
+                to,
+                proto,
+                ports,
+                within,
+                line,
+            });
+        }
+        checks
     }
 
     fn gatekeeper_name(&mut self, name: &Spanned<String>) -> String {

@@ -366,25 +366,9 @@ impl Rule {
     /// `matches` with the protocol number decoded once per query, not once per rule.
     #[inline]
     fn matches_proto(&self, q: &FlowQuery, proto: u8) -> bool {
-        let l4 = match self.proto {
-            Proto::Any => true,
-            Proto::Tcp | Proto::Udp => {
-                self.proto.number() == Some(proto) && self.ports.contains(q.dst_port)
-            }
-            Proto::Icmp | Proto::Icmpv6 => {
-                self.proto.number() == Some(proto) && self.icmp.matches(q.icmp_type)
-            }
-            Proto::Other(n) => n == proto,
-            Proto::App(p) => {
-                let transport = match proto {
-                    6 => !p.tcp_ports().is_empty(),
-                    17 => !p.udp_ports().is_empty(),
-                    _ => false,
-                };
-                transport && self.ports.contains(q.dst_port)
-            }
-        };
-        l4 && self.to.contains(q.dst) && self.from.contains(q.src)
+        l4_matches(self.proto, &self.ports, &self.icmp, q, proto)
+            && self.to.contains(q.dst)
+            && self.from.contains(q.src)
     }
 
     /// Whether this rule judges messages (it has a protocol section).
@@ -424,6 +408,55 @@ impl fmt::Display for Rule {
             }
         }
         Ok(())
+    }
+}
+
+/// A `[[health]]` check: after a new bundle is applied, a conversation from `from` to
+/// `to` on `proto`/`ports` must be seen flowing (packets allowed both ways) within
+/// `within`, and none may be refused; otherwise the previous bundle comes back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthCheck {
+    pub name: String,
+    pub from: Peer,
+    pub to: Peer,
+    pub proto: Proto,
+    pub ports: Ports,
+    pub within: Duration,
+    /// 1-based line of the `[[health]]` header.
+    pub line: usize,
+}
+
+impl HealthCheck {
+    /// Whether the conversation `q` (initiator to responder) is one this check watches.
+    #[inline]
+    pub fn matches(&self, q: &FlowQuery) -> bool {
+        l4_matches(
+            self.proto,
+            &self.ports,
+            &IcmpTypes::ALL,
+            q,
+            u8::from(q.protocol),
+        ) && self.to.contains(q.dst)
+            && self.from.contains(q.src)
+    }
+}
+
+/// Whether `q`'s protocol, port and ICMP type are what `proto`/`ports`/`icmp` say.
+#[inline]
+fn l4_matches(proto: Proto, ports: &Ports, icmp: &IcmpTypes, q: &FlowQuery, number: u8) -> bool {
+    match proto {
+        Proto::Any => true,
+        Proto::Tcp | Proto::Udp => proto.number() == Some(number) && ports.contains(q.dst_port),
+        Proto::Icmp | Proto::Icmpv6 => proto.number() == Some(number) && icmp.matches(q.icmp_type),
+        Proto::Other(n) => n == number,
+        Proto::App(p) => {
+            let transport = match number {
+                6 => !p.tcp_ports().is_empty(),
+                17 => !p.udp_ports().is_empty(),
+                _ => false,
+            };
+            transport && ports.contains(q.dst_port)
+        }
     }
 }
 
@@ -525,6 +558,7 @@ pub struct Policy {
     vlans: Box<[u64; 64]>,
     hosts: Vec<Host>,
     rules: Vec<Rule>,
+    health: Vec<HealthCheck>,
     pins_v4: Box<[PinV4]>,
     pins_v6: Box<[PinV6]>,
 }
@@ -538,6 +572,34 @@ impl Policy {
     /// warnings; on failure, every error (and warning) found.
     pub fn from_toml(text: &str, file: &str) -> Result<(Policy, Vec<Diagnostic>), PolicyError> {
         compile::compile(text, file)
+    }
+
+    /// What runs when there is no valid bundle and the box must forward nothing
+    /// (`fail-closed`): enforce mode, no ethertype allowed, no rule.
+    pub fn fail_closed() -> Policy {
+        Policy::fallback("fail-closed", Mode::Enforce)
+    }
+
+    /// What runs when there is no valid bundle and the box must keep the plant running
+    /// (`fail-open`): monitor mode and no rule, so everything is forwarded and reported
+    /// as what an empty enforce policy would refuse.
+    pub fn fail_open() -> Policy {
+        Policy::fallback("fail-open", Mode::Monitor)
+    }
+
+    fn fallback(name: &str, mode: Mode) -> Policy {
+        Policy {
+            name: name.to_string(),
+            mode,
+            limits: Limits::default(),
+            ethertypes: Box::new([]),
+            vlans: Box::new([u64::MAX; 64]),
+            hosts: Vec::new(),
+            rules: Vec::new(),
+            health: Vec::new(),
+            pins_v4: Box::new([]),
+            pins_v6: Box::new([]),
+        }
     }
 
     /// Reads and validates a policy file; a read error is reported as a diagnostic.
@@ -582,6 +644,11 @@ impl Policy {
     /// Sorted by name.
     pub fn hosts(&self) -> &[Host] {
         &self.hosts
+    }
+
+    /// The `[[health]]` checks, in file order.
+    pub fn health_checks(&self) -> &[HealthCheck] {
+        &self.health
     }
 
     /// The first host (by name) one of whose networks holds `ip`; for reports, not the

@@ -21,6 +21,8 @@ pub(crate) struct RawPolicy {
     pub hosts: BTreeMap<Spanned<String>, Spanned<RawHost>>,
     #[serde(default)]
     pub rule: Vec<Spanned<RawRule>>,
+    #[serde(default)]
+    pub health: Vec<Spanned<RawHealth>>,
     pub flows: Option<RawFlows>,
     pub events: Option<RawEvents>,
 }
@@ -77,6 +79,18 @@ pub(crate) struct RawRule {
     pub iec104: Option<Spanned<crate::app::iec104::Raw>>,
     pub opcua: Option<Spanned<crate::app::opcua::Raw>>,
     pub bacnet: Option<Spanned<crate::app::bacnet::Raw>>,
+}
+
+/// `[[health]]`: traffic that must keep flowing after a new bundle is applied.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct RawHealth {
+    pub name: Option<Spanned<String>>,
+    pub from: Option<Spanned<Items>>,
+    pub to: Option<Spanned<Items>>,
+    pub proto: Option<Spanned<Scalar>>,
+    pub ports: Option<Spanned<Items>>,
+    pub within: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
