@@ -1,331 +1,155 @@
-//! Signed policy bundles.
+//! Signed policy bundles (the format is documented in `config/BUNDLE.md`).
 //!
-//! PLACEHOLDER SKELETON: these are the names and signatures the daemon and gkctl use;
-//! the bodies land with issue 4 (see `config/BUNDLE.md`).
+//! A bundle is one text file: a magic line, one line per Ed25519 signature, a
+//! `--- signed ---` line, then the signed body (a `[bundle]` TOML table with the
+//! metadata, a `--- policy ---` line, the policy exactly as written). The signatures
+//! cover a fixed domain prefix followed by the exact body bytes, and are checked before
+//! a single byte of the body is parsed.
 //!
 //! - [`keys`]: Ed25519 key pairs, their files, key ids.
 //! - [`trust`]: the trust store (a directory of `*.pub`, optional `trust.toml` with the
 //!   number of distinct signatures required).
-//! - [`format`]: the bundle file: signatures over the exact bytes of the signed body,
-//!   checked before anything in the body is parsed; building and cosigning.
-//! - [`verify`]: signatures (k of n), then metadata: serial above the ratchet, not
-//!   expired, made for this device/site.
+//! - [`format`](mod@format): the bundle file: the strict envelope parser (no TOML),
+//!   the body's metadata, building and cosigning.
+//! - [`verify`]: size, envelope, signatures (k of n), then metadata: serial above the
+//!   ratchet, not expired, made for this device/site.
 //! - [`state`]: the state directory: bundles, the ratchet and time floor, the pending
-//!   apply, the hash-chained audit log; every write crash-safe.
+//!   apply, one manifest replaced atomically; every write crash-safe.
+//! - [`audit`]: the hash-chained audit log (JSON lines) and its verification.
+//!
+//! Nothing here does I/O except `keys` (key files), `trust` (the trust directory) and
+//! `state` (the state directory, with the audit log's file); `format`, `verify` and
+//! `audit` work on bytes. Time is always passed in, never read from a clock.
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+mod fsutil;
+#[cfg(test)]
+mod testing;
 
-use time::OffsetDateTime;
+/// The `time` crate, as used in this crate's API (so that users need not pin it).
+pub use time;
 
-pub mod keys {
-    use super::*;
+pub mod audit;
+pub mod format;
+pub mod keys;
+pub mod state;
+pub mod trust;
+pub mod verify;
 
-    /// The first 8 bytes of SHA-256 of the public key, shown as 16 hex digits.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-    pub struct KeyId(pub [u8; 8]);
-
-    impl std::fmt::Display for KeyId {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            for b in self.0 {
-                write!(f, "{b:02x}")?;
-            }
-            Ok(())
-        }
-    }
-
-    /// A trusted (or to be trusted) public key.
-    #[derive(Clone, Debug, PartialEq, Eq)]
-    pub struct PublicKey {
-        pub name: String,
-        pub id: KeyId,
-        pub key: ed25519_dalek::VerifyingKey,
-    }
-
-    /// A signing key; its file is secret.
-    #[derive(Debug)]
-    pub struct SecretKey {
-        pub name: String,
-        pub key: ed25519_dalek::SigningKey,
-    }
-
-    #[derive(Debug, thiserror::Error)]
-    #[error("{path}: {what}")]
-    pub struct KeyError {
-        pub path: PathBuf,
-        pub what: String,
-    }
-
-    impl SecretKey {
-        pub fn public(&self) -> PublicKey {
-            let key = self.key.verifying_key();
-            PublicKey {
-                name: self.name.clone(),
-                id: KeyId([0; 8]),
-                key,
-            }
-        }
-    }
-
-    pub fn generate(name: &str) -> SecretKey {
-        SecretKey {
-            name: name.to_string(),
-            key: ed25519_dalek::SigningKey::from_bytes(&[0; 32]),
-        }
-    }
-
-    /// Writes DIR/NAME.key (mode 0600) and DIR/NAME.pub; refuses to overwrite.
-    pub fn write_pair(dir: &Path, _key: &SecretKey) -> Result<(PathBuf, PathBuf), KeyError> {
-        Err(KeyError {
-            path: dir.to_path_buf(),
-            what: "not implemented yet".into(),
-        })
-    }
-
-    pub fn read_secret(path: &Path) -> Result<SecretKey, KeyError> {
-        Err(KeyError {
-            path: path.to_path_buf(),
-            what: "not implemented yet".into(),
-        })
-    }
-
-    pub fn read_public(path: &Path) -> Result<PublicKey, KeyError> {
-        Err(KeyError {
-            path: path.to_path_buf(),
-            what: "not implemented yet".into(),
-        })
-    }
+/// Writes `bytes` to `path` crash-safely: a temporary file in the same directory,
+/// fsync, then rename over `path` (or, with `overwrite` false, a hard link that fails if
+/// `path` exists), then fsync of the directory. `path` holds the old contents or the
+/// new ones, never a part; a failed write leaves no temporary file behind.
+pub fn write_file_atomic(
+    path: &std::path::Path,
+    bytes: &[u8],
+    overwrite: bool,
+) -> std::io::Result<()> {
+    fsutil::write_file_atomic(path, bytes, overwrite)
 }
 
-pub mod trust {
-    use super::*;
-    use crate::keys::PublicKey;
-
-    /// The keys a box trusts, and how many distinct ones must sign a bundle.
-    #[derive(Clone, Debug)]
-    pub struct TrustStore {
-        pub keys: Vec<PublicKey>,
-        pub threshold: usize,
-    }
-
-    #[derive(Debug, thiserror::Error)]
-    #[error("trust store {path}: {what}")]
-    pub struct TrustError {
-        pub path: PathBuf,
-        pub what: String,
-    }
-
-    impl TrustStore {
-        pub fn load(dir: &Path) -> Result<TrustStore, TrustError> {
-            Err(TrustError {
-                path: dir.to_path_buf(),
-                what: "not implemented yet".into(),
-            })
-        }
-    }
+/// SHA-256 of `bytes`.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
 }
 
-pub mod format {
-    use super::*;
-
-    /// What a bundle says about itself (the `[bundle]` table of the signed body).
-    #[derive(Clone, Debug, PartialEq, Eq)]
-    pub struct Metadata {
-        pub serial: u64,
-        pub created: OffsetDateTime,
-        pub expires: Option<OffsetDateTime>,
-        /// Device ids the bundle is for; empty: any.
-        pub devices: Vec<String>,
-        pub site: Option<String>,
-        pub comment: Option<String>,
-        /// How long a new bundle stays pending before it is confirmed or reverted.
-        pub confirm_window: Option<Duration>,
-        /// The policy file's name when it was signed (for people).
-        pub policy_file: Option<String>,
+/// Lowercase hex of `bytes` (digests, key ids).
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
     }
-
-    #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-    #[error("malformed bundle: {0}")]
-    pub struct Malformed(pub String);
-
-    /// A new bundle carrying `policy_text` exactly, signed by `key`.
-    pub fn build(_metadata: &Metadata, _policy_text: &str, _key: &keys::SecretKey) -> Vec<u8> {
-        Vec::new()
-    }
-
-    /// The bundle with one more signature (by `key`).
-    pub fn cosign(_bundle: &[u8], _key: &keys::SecretKey) -> Result<Vec<u8>, Malformed> {
-        Err(Malformed("not implemented yet".into()))
-    }
-
-    /// Metadata and policy text WITHOUT checking any signature (for `show` and `diff`).
-    pub fn read_unverified(_bundle: &[u8]) -> Result<(Metadata, String), Malformed> {
-        Err(Malformed("not implemented yet".into()))
-    }
+    s
 }
 
-pub mod verify {
-    use super::*;
-    use crate::format::Metadata;
-    use crate::keys::{KeyId, PublicKey};
-    use crate::trust::TrustStore;
-
-    /// What the box knows when a bundle is offered.
-    #[derive(Clone, Debug, Default)]
-    pub struct Context {
-        /// The highest serial accepted so far: a bundle must be above it.
-        pub ratchet: u64,
-        /// The newest `created` seen: expiry is judged against the later of this and `now`.
-        pub time_floor: Option<OffsetDateTime>,
-        /// The box's clock, when it is trusted enough to use.
-        pub now: Option<OffsetDateTime>,
-        pub device_id: Option<String>,
-        pub site: Option<String>,
+/// Parses exactly `N` bytes of lowercase hex (the only spelling this crate writes).
+pub(crate) fn unhex<const N: usize>(text: &str) -> Option<[u8; N]> {
+    let digits = text.as_bytes();
+    if digits.len() != 2 * N {
+        return None;
     }
-
-    /// A bundle whose signatures, serial, expiry and binding all check out.
-    #[derive(Clone, Debug)]
-    pub struct Verified {
-        pub metadata: Metadata,
-        pub policy_text: String,
-        pub signers: Vec<PublicKey>,
-        /// SHA-256 of the whole bundle file.
-        pub digest: [u8; 32],
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let mut out = [0u8; N];
+    for (i, pair) in digits.chunks_exact(2).enumerate() {
+        out[i] = (nibble(pair[0])? << 4) | nibble(pair[1])?;
     }
-
-    /// Why a bundle is refused. `code()` is stable (audit log, events).
-    #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-    pub enum Refusal {
-        #[error("{0}")]
-        Malformed(String),
-        #[error("bundle is {size} bytes; at most {max} are accepted")]
-        TooLarge { size: usize, max: usize },
-        #[error("bad signature by trusted key {0}")]
-        BadSignature(KeyId),
-        #[error("signed by {have} trusted key(s); {need} needed")]
-        TooFewSignatures { have: usize, need: usize },
-        #[error("serial {serial} is not above {ratchet}, the highest accepted")]
-        Rollback { serial: u64, ratchet: u64 },
-        #[error("expired at {expires}")]
-        Expired { expires: String },
-        #[error("made for device(s) {bundle:?}, this is {device:?}")]
-        WrongDevice {
-            bundle: Vec<String>,
-            device: Option<String>,
-        },
-        #[error("made for site {bundle:?}, this is {site:?}")]
-        WrongSite {
-            bundle: String,
-            site: Option<String>,
-        },
-    }
-
-    impl Refusal {
-        pub fn code(&self) -> &'static str {
-            match self {
-                Refusal::Malformed(_) => "malformed",
-                Refusal::TooLarge { .. } => "too-large",
-                Refusal::BadSignature(_) => "bad-signature",
-                Refusal::TooFewSignatures { .. } => "too-few-signatures",
-                Refusal::Rollback { .. } => "rollback",
-                Refusal::Expired { .. } => "expired",
-                Refusal::WrongDevice { .. } => "wrong-device",
-                Refusal::WrongSite { .. } => "wrong-site",
-            }
-        }
-    }
-
-    /// Signatures first (over the raw bytes, before anything is parsed), then the
-    /// metadata against `ctx`.
-    pub fn verify(_bytes: &[u8], _trust: &TrustStore, _ctx: &Context) -> Result<Verified, Refusal> {
-        Err(Refusal::Malformed("not implemented yet".into()))
-    }
+    Some(out)
 }
 
-pub mod state {
+/// A short, printable rendering of untrusted bytes for error messages: at most `max`
+/// characters, control characters escaped, marked when cut.
+pub(crate) fn excerpt(bytes: &[u8], max: usize) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut out = String::new();
+    for (n, c) in text.chars().enumerate() {
+        if n == max {
+            out.push('…');
+            break;
+        }
+        out.extend(c.escape_debug());
+    }
+    format!("\"{out}\"")
+}
+
+/// 1-based line and column of byte `offset` in `text`.
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text.as_bytes()[..offset];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let column = String::from_utf8_lossy(&before[start..]).chars().count() + 1;
+    (line, column)
+}
+
+/// RFC 3339 in UTC, e.g. `2026-11-22T06:00:00Z` (what every file here writes).
+pub fn rfc3339(t: time::OffsetDateTime) -> String {
+    use time::format_description::well_known::Rfc3339;
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| format!("{t}"))
+}
+
+/// Parses an RFC 3339 date-time with an offset (`2027-01-31T00:00:00Z`).
+pub fn parse_rfc3339(text: &str) -> Result<time::OffsetDateTime, String> {
+    use time::format_description::well_known::Rfc3339;
+    time::OffsetDateTime::parse(text.trim(), &Rfc3339).map_err(|e| {
+        format!("{text:?} is not an RFC 3339 date-time such as 2027-01-31T00:00:00Z ({e})")
+    })
+}
+
+#[cfg(test)]
+mod tests {
     use super::*;
 
-    /// The state directory's error: which file, what went wrong.
-    #[derive(Debug, thiserror::Error)]
-    #[error("state {path}: {what}")]
-    pub struct StateError {
-        pub path: PathBuf,
-        pub what: String,
+    #[test]
+    fn hex_round_trips_and_is_strict() {
+        assert_eq!(hex(&[0, 0xab, 0x10]), "00ab10");
+        assert_eq!(unhex::<3>("00ab10"), Some([0, 0xab, 0x10]));
+        assert_eq!(unhex::<3>("00AB10"), None);
+        assert_eq!(unhex::<3>("00ab1"), None);
+        assert_eq!(unhex::<3>("00ab1g"), None);
+        assert_eq!(unhex::<2>("é1"), None);
     }
 
-    /// The anti-rollback ratchet and the time floor, kept across restarts.
-    #[derive(Clone, Debug, Default, PartialEq, Eq)]
-    pub struct Ratchet {
-        pub serial: u64,
-        pub time_floor: Option<OffsetDateTime>,
+    #[test]
+    fn line_col_counts_from_one() {
+        assert_eq!(line_col("ab\ncd", 0), (1, 1));
+        assert_eq!(line_col("ab\ncd", 4), (2, 2));
+        assert_eq!(line_col("ab\ncd", 99), (2, 3));
     }
 
-    /// A bundle applied but not confirmed yet.
-    #[derive(Clone, Debug, PartialEq, Eq)]
-    pub struct Pending {
-        pub bytes: Vec<u8>,
-        /// Unix time (seconds) at which it reverts unless confirmed.
-        pub deadline: i64,
-        /// Where it came from (`inbox`, `control`, `bundle`).
-        pub source: String,
-    }
-
-    /// One line of the audit log, as written.
-    #[derive(Clone, Debug, PartialEq, Eq)]
-    pub struct AuditEntry {
-        pub time: OffsetDateTime,
-        /// Hex SHA-256 of the bundle file, when there is one.
-        pub digest: Option<String>,
-        pub serial: Option<u64>,
-        /// Key ids (hex) of the trusted keys that signed.
-        pub signers: Vec<String>,
-        pub source: String,
-        /// accepted, pending, confirmed, reverted, refused, started, …
-        pub outcome: String,
-        pub reason: Option<String>,
-    }
-
-    #[derive(Debug)]
-    pub struct StateDir {
-        pub dir: PathBuf,
-    }
-
-    impl StateDir {
-        pub fn open(dir: &Path) -> Result<StateDir, StateError> {
-            Err(StateError {
-                path: dir.to_path_buf(),
-                what: "not implemented yet".into(),
-            })
-        }
-        pub fn ratchet(&self) -> Result<Ratchet, StateError> {
-            Ok(Ratchet::default())
-        }
-        /// The bundle in force (confirmed), if any.
-        pub fn current(&self) -> Result<Option<Vec<u8>>, StateError> {
-            Ok(None)
-        }
-        pub fn pending(&self) -> Result<Option<Pending>, StateError> {
-            Ok(None)
-        }
-        /// Makes `pending` the pending bundle (replacing any other pending one).
-        pub fn set_pending(&self, _pending: &Pending) -> Result<(), StateError> {
-            Ok(())
-        }
-        /// The pending bundle becomes the current one; the ratchet moves up to its
-        /// serial and the time floor to its `created`. One atomic step.
-        pub fn confirm(&self, _serial: u64, _created: OffsetDateTime) -> Result<(), StateError> {
-            Ok(())
-        }
-        /// Forgets the pending bundle; the current one stays.
-        pub fn revert(&self) -> Result<(), StateError> {
-            Ok(())
-        }
-        /// Raises the time floor (a bundle's `created` was seen) without a new bundle.
-        pub fn raise_time_floor(&self, _seen: OffsetDateTime) -> Result<(), StateError> {
-            Ok(())
-        }
-        pub fn audit_append(&self, _entry: &AuditEntry) -> Result<(), StateError> {
-            Ok(())
-        }
+    #[test]
+    fn excerpt_escapes_and_cuts() {
+        assert_eq!(excerpt(b"a\rb", 10), "\"a\\rb\"");
+        assert_eq!(excerpt(b"abcdef", 3), "\"abc…\"");
+        assert_eq!(excerpt(&[0xff], 3), "\"\u{fffd}\"");
     }
 }

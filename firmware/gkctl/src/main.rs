@@ -85,6 +85,11 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // SAFETY: restores the default action for SIGPIPE before any other thread exists, so
+    // that `gkctl … | head` ends quietly, as Unix tools do, instead of panicking.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Lint { policy, quiet } => lint(&policy, quiet),

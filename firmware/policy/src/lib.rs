@@ -30,6 +30,17 @@ pub use gk_inspect::{Message, Protocol};
 use gk_packet::{EtherType, IpProtocol, MacAddr};
 pub use ipnet::IpNet;
 
+/// The name a policy may use for an ethertype (`lldp` for 0x88cc), if it has one.
+pub fn ethertype_name(ethertype: u16) -> Option<&'static str> {
+    names::name_of(names::ETHERTYPES, ethertype)
+}
+
+/// The name a policy may use for an ICMP (or, with `v6`, ICMPv6) type, if it has one.
+pub fn icmp_type_name(v6: bool, icmp_type: u8) -> Option<&'static str> {
+    let table = if v6 { names::ICMPV6 } else { names::ICMPV4 };
+    names::name_of(table, icmp_type)
+}
+
 /// The schema version this crate reads (`schema = 1`).
 pub const SCHEMA: i64 = 1;
 

@@ -311,15 +311,31 @@ impl Net {
     /// Start gatekeeperd in the gk namespace with a policy text; wait until it forwards.
     pub fn start_daemon(&mut self, policy: &str, extra: &[&str]) {
         let policy = self.write_policy(policy);
+        let policy = policy.to_string_lossy().into_owned();
+        let mut args = vec!["--unsigned-policy", policy.as_str()];
+        args.extend_from_slice(extra);
+        self.start_daemon_args(&args);
+    }
+
+    /// Start gatekeeperd with `args` after `--plant plant --asset asset --events …`
+    /// (production mode: `--trust`, `--state` …); wait until it forwards.
+    pub fn start_daemon_args(&mut self, args: &[&str]) {
+        // Earlier runs' lines stay in the log: look only at this run's.
+        let offset = self.daemon_log().len();
         let child = self
-            .daemon_command(&policy, extra)
+            .daemon_command_args(args)
             .spawn()
             .expect("spawn gatekeeperd");
         self.daemon = Some(child);
+        self.wait_forwarding(offset);
+    }
+
+    fn wait_forwarding(&mut self, offset: usize) {
         let stderr = self.stderr_path();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let log = std::fs::read_to_string(&stderr).unwrap_or_default();
+            let all = std::fs::read_to_string(&stderr).unwrap_or_default();
+            let log = all.get(offset..).unwrap_or("");
             if log.contains("forwarding") {
                 return;
             }
@@ -335,6 +351,15 @@ impl Net {
     }
 
     pub fn daemon_command(&self, policy: &Path, extra: &[&str]) -> Command {
+        let policy = policy.to_string_lossy().into_owned();
+        let mut args = vec!["--unsigned-policy", policy.as_str()];
+        args.extend_from_slice(extra);
+        self.daemon_command_args(&args)
+    }
+
+    /// The daemon's command line with `args`; its stderr goes to `stderr_path()`
+    /// (appended, so that restarts keep the earlier runs' lines).
+    pub fn daemon_command_args(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new("ip");
         cmd.args([
             "netns",
@@ -342,16 +367,33 @@ impl Net {
             &self.ns("gk"),
             env!("CARGO_BIN_EXE_gatekeeperd"),
         ])
-        .args(["--plant", "plant", "--asset", "asset", "--unsigned-policy"])
-        .arg(policy)
+        .args(["--plant", "plant", "--asset", "asset"])
         .arg("--events")
         .arg(self.events_path())
-        .args(extra)
+        .args(args)
         .env("GK_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(std::fs::File::create(self.stderr_path()).unwrap());
+        .stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.stderr_path())
+                .unwrap(),
+        );
         cmd
+    }
+
+    /// Kill the daemon with SIGKILL (a power cut, as far as its files are concerned).
+    pub fn kill_daemon(&mut self) {
+        let mut child = self.daemon.take().expect("daemon running");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    /// What the daemon has written to stderr so far (every run of it).
+    pub fn daemon_log(&self) -> String {
+        std::fs::read_to_string(self.stderr_path()).unwrap_or_default()
     }
 
     /// Send a signal to the daemon.

@@ -1,0 +1,581 @@
+//! gatekeeperd in production mode between real stacks: signed bundles offered through
+//! the control socket and the inbox, pending and confirmed, reverted (window, health
+//! check, restart), refused for every reason, swapped under traffic without loss, and
+//! a state directory that survives SIGKILL at any point of an apply.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use common::*;
+use gk_bundle::format::{self, Metadata};
+use gk_bundle::keys::{self, SecretKey};
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+/// A policy: the HMI may ping the PLC, and (with `modbus`) open TCP 502; `extra` is
+/// appended (health checks).
+fn policy(name: &str, modbus: bool, extra: &str) -> String {
+    let tcp = if modbus {
+        "[[rule]]\nname = \"hmi-502\"\nfrom = \"hmi\"\nto = \"plc\"\nproto = \"tcp\"\nports = [502]\naction = \"allow\"\n"
+    } else {
+        ""
+    };
+    format!(
+        r#"schema = 1
+[gatekeeper]
+name = "{name}"
+mode = "enforce"
+[hosts.plc]
+ip = "{PLC}"
+mac = "{PLC_MAC}"
+[hosts.hmi]
+ip = "{HMI}"
+[[rule]]
+name = "hmi-ping"
+from = "hmi"
+to = "plc"
+proto = "icmp"
+icmp = ["echo-request"]
+action = "allow"
+{tcp}{extra}"#
+    )
+}
+
+/// One gatekeeper box under test: its namespaces, its trust store (one signer), its
+/// state directory, inbox and control socket.
+struct Box_ {
+    net: Net,
+    trust: PathBuf,
+    state: PathBuf,
+    inbox: PathBuf,
+    socket: PathBuf,
+    signer: SecretKey,
+}
+
+impl Box_ {
+    fn new(test: &str) -> Box_ {
+        let net = Net::new(test);
+        let dir = net.dir.clone();
+        let (keys_dir, trust, state, inbox) = (
+            dir.join("keys"),
+            dir.join("trust"),
+            dir.join("state"),
+            dir.join("inbox"),
+        );
+        for d in [&keys_dir, &trust, &state, &inbox] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let signer = keys::generate("ops-1");
+        let (_, public) = keys::write_pair(&keys_dir, &signer).unwrap();
+        std::fs::copy(&public, trust.join("ops-1.pub")).unwrap();
+        Box_ {
+            socket: dir.join("control.sock"),
+            net,
+            trust,
+            state,
+            inbox,
+            signer,
+        }
+    }
+
+    fn start(&mut self, extra: &[&str]) {
+        let (t, s, i, c) = (
+            self.trust.to_string_lossy().into_owned(),
+            self.state.to_string_lossy().into_owned(),
+            self.inbox.to_string_lossy().into_owned(),
+            self.socket.to_string_lossy().into_owned(),
+        );
+        let mut args = vec![
+            "--trust",
+            &t,
+            "--state",
+            &s,
+            "--inbox",
+            &i,
+            "--control",
+            &c,
+            "--device-id",
+            "box-17",
+        ];
+        args.extend_from_slice(extra);
+        self.net.start_daemon_args(&args);
+        wait_until(Duration::from_secs(10), || self.socket.exists());
+    }
+
+    fn bundle(&self, serial: u64, text: &str) -> Vec<u8> {
+        self.bundle_with(serial, text, |_| {})
+    }
+
+    fn bundle_with(&self, serial: u64, text: &str, edit: impl FnOnce(&mut Metadata)) -> Vec<u8> {
+        let mut m = Metadata {
+            serial,
+            created: OffsetDateTime::now_utc(),
+            expires: None,
+            devices: vec![],
+            site: None,
+            comment: Some(format!("test bundle {serial}")),
+            confirm_window: None,
+            policy_file: Some("policy.toml".into()),
+        };
+        edit(&mut m);
+        format::build(&m, text, &self.signer)
+    }
+
+    fn ask(&self, request: Value) -> Value {
+        let mut s = UnixStream::connect(&self.socket).expect("control socket");
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        writeln!(s, "{request}").unwrap();
+        let mut line = String::new();
+        BufReader::new(s).read_line(&mut line).unwrap();
+        serde_json::from_str(&line).unwrap_or_else(|_| panic!("answer {line:?}"))
+    }
+
+    fn apply(&self, bytes: &[u8]) -> Value {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+        self.ask(json!({"command": "apply", "bundle": b64, "name": "test.gkb"}))
+    }
+
+    fn confirm(&self) -> Value {
+        self.ask(json!({"command": "confirm"}))
+    }
+
+    fn status(&self) -> Value {
+        self.ask(json!({"command": "status"}))["status"].clone()
+    }
+
+    /// The serial of the bundle in force (confirmed), if any.
+    fn current(&self) -> Option<u64> {
+        self.status()["current"]["serial"].as_u64()
+    }
+
+    fn pending(&self) -> Option<u64> {
+        self.status()["pending"]["bundle"]["serial"].as_u64()
+    }
+
+    /// Drops a bundle into the inbox and waits until the daemon has judged it.
+    fn drop_in(&self, name: &str, bytes: &[u8]) -> Value {
+        let path = self.inbox.join(name);
+        let tmp = self.inbox.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, bytes).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+        self.net.wait_event(&format!("{name} judged"), |e| {
+            e["event"] == "bundle" && e["file"] == name
+        })
+    }
+
+    fn audit(&self) -> Vec<Value> {
+        let text = std::fs::read_to_string(self.state.join("audit.jsonl")).unwrap_or_default();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+fn traffic_ok(net: &Net) -> (bool, bool) {
+    (net.ping("hmi", PLC), net.tcp("hmi", PLC, 502, 2000).is_ok())
+}
+
+#[test]
+fn a_bundle_is_applied_confirmed_and_survives_a_restart() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Box_::new("bundle-apply");
+    b.net.echo_server("plc", "tcp", 502);
+    b.start(&[]);
+    // No bundle yet: fail-closed (the default) forwards nothing, and says so.
+    assert_eq!(traffic_ok(&b.net), (false, false));
+    assert_eq!(b.status()["failure_mode"], "fail-closed");
+    assert!(b.net.daemon_log().contains("NO VALID BUNDLE: fail-closed"));
+
+    let answer = b.apply(&b.bundle(1, &policy("serial-1", true, "")));
+    assert_eq!(answer["code"], "pending", "{answer}");
+    assert_eq!(b.pending(), Some(1));
+    assert_eq!(traffic_ok(&b.net), (true, true), "in force while pending");
+    let answer = b.confirm();
+    assert_eq!(answer["code"], "confirmed", "{answer}");
+    assert_eq!((b.current(), b.pending()), (Some(1), None));
+    let st = b.status();
+    assert_eq!(st["ratchet"], 1);
+    assert_eq!(st["current"]["signers"][0]["name"], "ops-1");
+    assert_eq!(st["policy"], "serial-1");
+
+    // A restart keeps it.
+    b.net.stop_daemon();
+    b.start(&[]);
+    assert_eq!(b.current(), Some(1));
+    assert_eq!(traffic_ok(&b.net), (true, true));
+    let outcomes: Vec<String> = b
+        .audit()
+        .iter()
+        .map(|e| e["outcome"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        outcomes.windows(2).any(|w| w == ["pending", "confirmed"]),
+        "{outcomes:?}"
+    );
+    let e = b.net.wait_event("confirmed event", |e| {
+        e["event"] == "bundle" && e["outcome"] == "confirmed"
+    });
+    assert_eq!(e["serial"], 1);
+}
+
+#[test]
+fn refused_bundles_leave_the_running_policy_untouched() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Box_::new("bundle-refused");
+    b.net.echo_server("plc", "tcp", 502);
+    b.start(&[]);
+    assert_eq!(
+        b.apply(&b.bundle(5, &policy("serial-5", true, "")))["code"],
+        "pending"
+    );
+    assert_eq!(b.confirm()["code"], "confirmed");
+
+    let good = b.bundle(6, &policy("serial-6", false, ""));
+    let mut tampered = good.clone();
+    let at = tampered.len() - 20;
+    tampered[at] ^= 0x20;
+    let stranger = keys::generate("stranger");
+    let by_stranger = format::build(
+        &gk_bundle::format::read_unverified(&good).unwrap().0,
+        &policy("stranger", false, ""),
+        &stranger,
+    );
+    let past = OffsetDateTime::now_utc() - time::Duration::days(1);
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("tampered.gkb", tampered, "bad-signature"),
+        ("stranger.gkb", by_stranger, "unknown-key"),
+        (
+            "older.gkb",
+            b.bundle(4, &policy("old", false, "")),
+            "rollback",
+        ),
+        (
+            "same-serial.gkb",
+            b.bundle(5, &policy("same", false, "")),
+            "rollback",
+        ),
+        (
+            "expired.gkb",
+            b.bundle_with(7, &policy("expired", false, ""), |m| {
+                m.created = past - time::Duration::days(1);
+                m.expires = Some(past);
+            }),
+            "expired",
+        ),
+        (
+            "other-box.gkb",
+            b.bundle_with(8, &policy("other", false, ""), |m| {
+                m.devices = vec!["box-99".into()]
+            }),
+            "wrong-device",
+        ),
+        ("truncated.gkb", good[..good.len() / 2].to_vec(), ""),
+        (
+            "garbage.gkb",
+            b"this is not a bundle at all\n".repeat(10),
+            "",
+        ),
+        ("huge.gkb", vec![b'x'; 2 << 20], ""),
+        (
+            "bad-policy.gkb",
+            b.bundle(
+                9,
+                &policy(
+                    "bad",
+                    false,
+                    "[[rule]]\nname = \"x\"\nfrom = \"nobody\"\nto = \"plc\"\naction = \"allow\"\n",
+                ),
+            ),
+            "invalid-policy",
+        ),
+    ];
+    for (name, bytes, code) in &cases {
+        let e = b.drop_in(name, bytes);
+        assert_eq!(e["outcome"], "refused", "{name}: {e}");
+        let reason = e["reason"].as_str().unwrap();
+        assert!(reason.starts_with(code), "{name}: {reason}");
+    }
+    // Still serial 5, still the same traffic.
+    assert_eq!((b.current(), b.pending()), (Some(5), None));
+    assert_eq!(traffic_ok(&b.net), (true, true));
+    let refused = b
+        .audit()
+        .iter()
+        .filter(|e| e["outcome"] == "refused")
+        .count();
+    assert_eq!(refused, cases.len(), "every refusal is in the audit log");
+    let log = b.net.daemon_log();
+    assert!(log.contains("bundle refused"), "{log}");
+}
+
+#[test]
+fn an_unconfirmed_bundle_reverts_when_its_window_ends() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Box_::new("bundle-window");
+    b.net.echo_server("plc", "tcp", 502);
+    b.start(&["--confirm-window", "4"]);
+    assert_eq!(
+        b.apply(&b.bundle(1, &policy("open", true, "")))["code"],
+        "pending"
+    );
+    assert_eq!(b.confirm()["code"], "confirmed");
+    // Serial 2 cuts TCP 502; nobody confirms it.
+    assert_eq!(
+        b.apply(&b.bundle(2, &policy("cut", false, "")))["code"],
+        "pending"
+    );
+    assert_eq!(traffic_ok(&b.net), (true, false));
+    wait_until(Duration::from_secs(15), || b.pending().is_none());
+    assert_eq!(b.current(), Some(1));
+    assert_eq!(traffic_ok(&b.net), (true, true), "serial 1 is back");
+    let e = b.net.wait_event("reverted", |e| e["outcome"] == "reverted");
+    assert!(e["reason"].as_str().unwrap().contains("window"), "{e}");
+    // The ratchet did not move: the same bundle can be offered again.
+    assert_eq!(b.status()["ratchet"], 1);
+    assert_eq!(
+        b.apply(&b.bundle(2, &policy("cut", false, "")))["code"],
+        "pending"
+    );
+}
+
+#[test]
+fn health_checks_confirm_a_good_bundle_and_revert_one_that_cuts_traffic() {
+    if !require_root() {
+        return;
+    }
+    let check = "[[health]]\nname = \"hmi-polls-plc\"\nfrom = \"hmi\"\nto = \"plc\"\nproto = \"tcp\"\nports = [502]\nwithin = 20\n";
+    let mut b = Box_::new("bundle-health");
+    b.net.echo_server("plc", "tcp", 502);
+    b.start(&[]);
+    assert_eq!(
+        b.apply(&b.bundle(1, &policy("good", true, check)))["code"],
+        "pending"
+    );
+    // The HMI's traffic flows both ways: confirmed without an operator.
+    net_tcp_until(&b.net, || b.pending().is_none());
+    assert_eq!(b.current(), Some(1));
+    let e = b
+        .net
+        .wait_event("confirmed by health", |e| e["outcome"] == "confirmed");
+    assert!(e["reason"].as_str().unwrap().contains("health"), "{e}");
+
+    // A bundle that cuts the watched traffic: the first refused connection reverts it.
+    assert_eq!(
+        b.apply(&b.bundle(2, &policy("cutting", false, check)))["code"],
+        "pending"
+    );
+    let started = Instant::now();
+    let _ = b.net.tcp("hmi", PLC, 502, 100);
+    wait_until(Duration::from_secs(10), || b.pending().is_none());
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert_eq!(b.current(), Some(1));
+    let e = b
+        .net
+        .wait_event("reverted by health", |e| e["outcome"] == "reverted");
+    assert!(
+        e["reason"].as_str().unwrap().contains("hmi-polls-plc"),
+        "{e}"
+    );
+    assert_eq!(traffic_ok(&b.net), (true, true));
+}
+
+/// Runs TCP exchanges until `done` (the health check needs traffic to watch).
+fn net_tcp_until(net: &Net, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out");
+        let _ = net.tcp("hmi", PLC, 502, 200);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_restart_while_pending_brings_the_previous_bundle_back() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Box_::new("bundle-restart");
+    b.net.echo_server("plc", "tcp", 502);
+    b.start(&[]);
+    assert_eq!(
+        b.apply(&b.bundle(1, &policy("open", true, "")))["code"],
+        "pending"
+    );
+    assert_eq!(b.confirm()["code"], "confirmed");
+    assert_eq!(
+        b.apply(&b.bundle(2, &policy("cut", false, "")))["code"],
+        "pending"
+    );
+    b.net.kill_daemon();
+    b.start(&[]);
+    assert_eq!((b.current(), b.pending()), (Some(1), None));
+    assert_eq!(traffic_ok(&b.net), (true, true));
+    let reverted = b
+        .audit()
+        .into_iter()
+        .find(|e| e["outcome"] == "reverted")
+        .expect("audited");
+    assert_eq!(reverted["reason"], "restart while pending");
+}
+
+#[test]
+fn fail_open_forwards_everything_and_says_so() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Box_::new("bundle-fail-open");
+    b.net.echo_server("plc", "tcp", 502);
+    b.start(&["--on-failure", "fail-open"]);
+    assert_eq!(traffic_ok(&b.net), (true, true));
+    assert_eq!(b.status()["failure_mode"], "fail-open");
+    assert!(b
+        .net
+        .daemon_log()
+        .contains("FAIL-OPEN, FORWARDING EVERYTHING UNFILTERED"));
+    b.net.wait_event("failure-mode event", |e| {
+        e["event"] == "failure-mode" && e["mode"] == "fail-open"
+    });
+}
+
+#[test]
+fn swaps_under_traffic_lose_nothing() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Box_::new("bundle-hitless");
+    b.net.echo_server("plc", "tcp", 502);
+    b.start(&[]);
+    assert_eq!(
+        b.apply(&b.bundle(1, &policy("base", true, "")))["code"],
+        "pending"
+    );
+    assert_eq!(b.confirm()["code"], "confirmed");
+    // A counted UDP stream (allowed by every bundle below) and a long TCP transfer run
+    // while ten bundles are applied and confirmed one after the other.
+    let udp_rule = "[[rule]]\nname = \"hmi-udp\"\nfrom = \"hmi\"\nto = \"plc\"\nproto = \"udp\"\nports = [9999]\naction = \"allow\"\n";
+    assert_eq!(
+        b.apply(&b.bundle(2, &policy("with-udp", true, udp_rule)))["code"],
+        "pending"
+    );
+    assert_eq!(b.confirm()["code"], "confirmed");
+    let count = b.net.dir.join("udp-count");
+    b.net.spawn(
+        "plc",
+        &format!(
+            "python3 -c \"import socket,sys; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(('0.0.0.0',9999)); s.settimeout(3); n=0\n\
+try:\n    while True:\n        s.recv(100); n+=1\nexcept socket.timeout:\n    pass\nopen(sys.argv[1],'w').write(str(n))\" {}",
+            count.display()
+        ),
+    );
+    b.net.wait_listening("plc", "udp", 9999);
+    let sent = 20_000;
+    b.net.spawn(
+        "hmi",
+        &format!(
+            "python3 -c \"import socket,time; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+for i in range({sent}):\n    s.sendto(b'x'*64, ('{PLC}',9999))\n    time.sleep(0.0002) if i % 10 == 0 else None\""
+        ),
+    );
+    let tcp = std::thread::scope(|scope| {
+        let net = &b.net;
+        let bulk = scope.spawn(move || net.tcp("hmi", PLC, 502, 20_000_000));
+        for serial in 3..13 {
+            let extra = format!("{udp_rule}# revision {serial}\n");
+            let answer =
+                b.apply(&b.bundle(serial, &policy(&format!("rev-{serial}"), true, &extra)));
+            assert_eq!(answer["code"], "pending", "{answer}");
+            assert_eq!(b.confirm()["code"], "confirmed");
+        }
+        bulk.join().unwrap()
+    });
+    assert_eq!(tcp, Ok(()), "the TCP transfer survived ten swaps intact");
+    wait_until(Duration::from_secs(30), || count.exists());
+    let received: u64 = std::fs::read_to_string(&count)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(received, sent, "no datagram lost across ten swaps");
+    assert_eq!(b.current(), Some(12));
+    let st = b.status();
+    assert_eq!(st["running"]["flows"]["revoked"], 0);
+}
+
+#[test]
+fn sigkill_at_any_point_of_an_apply_leaves_a_usable_state() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Box_::new("bundle-sigkill");
+    b.start(&[]);
+    assert_eq!(
+        b.apply(&b.bundle(1, &policy("first", true, "")))["code"],
+        "pending"
+    );
+    assert_eq!(b.confirm()["code"], "confirmed");
+    let mut confirmed = 1;
+    for round in 0..12u64 {
+        let serial = 10 + round;
+        let bytes = b.bundle(serial, &policy(&format!("s{serial}"), round % 2 == 0, ""));
+        // Apply and confirm from another thread, and kill the daemon somewhere in it.
+        let delay = Duration::from_millis((round * 37) % 400);
+        let socket = b.socket.clone();
+        let applier = std::thread::spawn(move || {
+            let answer = raw_ask(
+                &socket,
+                json!({"command": "apply", "bundle": base64::engine::general_purpose::STANDARD.encode(&bytes)}),
+            );
+            if answer.get("code").and_then(Value::as_str) == Some("pending") {
+                raw_ask(&socket, json!({"command": "confirm"}));
+            }
+        });
+        std::thread::sleep(delay);
+        b.net.kill_daemon();
+        let _ = applier.join();
+        b.start(&[]);
+        // Either the new bundle was confirmed before the kill, or the old one runs.
+        let current = b.current().expect("a bundle in force after every kill");
+        assert!(
+            current == confirmed || current == serial,
+            "round {round}: {current}"
+        );
+        confirmed = current;
+        assert_eq!(
+            b.pending(),
+            None,
+            "round {round}: a pending bundle never survives a restart"
+        );
+        let report = gk_bundle::state::audit_verify(&b.state)
+            .unwrap_or_else(|e| panic!("round {round}: audit log unreadable: {e}"));
+        assert!(
+            report.is_intact(),
+            "round {round}: audit chain broken: {report:?}"
+        );
+        assert!(report.entries > 0);
+    }
+}
+
+/// A request on a fresh connection; an empty object when the daemon is gone.
+fn raw_ask(socket: &Path, request: Value) -> Value {
+    let Ok(mut s) = UnixStream::connect(socket) else {
+        return json!({});
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    if writeln!(s, "{request}").is_err() {
+        return json!({});
+    }
+    let mut line = String::new();
+    let _ = BufReader::new(s).read_line(&mut line);
+    serde_json::from_str(&line).unwrap_or(json!({}))
+}
