@@ -148,7 +148,16 @@ fn run(args: Args) -> anyhow::Result<()> {
             })?;
             let trust = match TrustStore::load(args.trust.as_ref().context("--trust is required")?)
             {
-                Ok(trust) => Some(trust),
+                Ok(trust) => {
+                    // The published test keys (config/keys/) belong in test images only.
+                    for key in trust.test_only_keys() {
+                        warn!(
+                            "THE TRUST STORE HOLDS THE PUBLISHED TEST-ONLY KEY {} ({}): anybody can sign bundles this box accepts",
+                            key.id, key.name
+                        );
+                    }
+                    Some(trust)
+                }
                 Err(e) => {
                     error!("{e}: no bundle can be verified");
                     None
