@@ -1,10 +1,13 @@
 //! The bundle verbs as an operator runs them: keygen → sign → verify → cosign → verify
 //! with a threshold of 2 → show → refusals, and audit over a state directory.
 
+mod common;
+
+use common::*;
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use gk_bundle::format::{self, Metadata};
 use gk_bundle::state::{AuditEntry, Pending, StateDir};
@@ -13,30 +16,6 @@ use gk_bundle::time::OffsetDateTime;
 /// 2026-11-22T06:00:00Z plus `seconds`.
 fn at(seconds: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(1_795_327_200 + seconds).unwrap()
-}
-
-fn gkctl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gkctl"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(out: &[u8]) -> String {
-    String::from_utf8_lossy(out).into_owned()
-}
-
-/// Runs gkctl, checks the exit status, and returns (stdout, stderr).
-fn run(args: &[&str], code: i32) -> (String, String) {
-    let out = gkctl(args);
-    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "gkctl {}\nstdout: {stdout}\nstderr: {stderr}",
-        args.join(" ")
-    );
-    (stdout, stderr)
 }
 
 /// A fresh directory for one test.

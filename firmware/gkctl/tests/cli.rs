@@ -1,21 +1,13 @@
 //! gkctl as an operator runs it: exit codes, messages, and replay output.
 
+mod common;
+
+use common::*;
+
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use gk_dataplane::testing::{flags::*, FrameBuilder};
-
-fn gkctl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gkctl"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(out: &[u8]) -> String {
-    String::from_utf8_lossy(out).into_owned()
-}
 
 fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("gkctl-tests");

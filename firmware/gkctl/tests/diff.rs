@@ -1,19 +1,12 @@
 //! `gkctl diff` as a reviewer runs it: exit status (0 same traffic, 1 different, 2 bad
 //! input), what the report says, and its JSON.
 
+mod common;
+
+use common::*;
+use std::process::Output;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn gkctl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gkctl"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(out: &[u8]) -> String {
-    String::from_utf8_lossy(out).into_owned()
-}
 
 fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("gkctl-diff-tests");
