@@ -268,17 +268,7 @@ impl<S: EventSink> Pipeline<S> {
         let limiter = RateLimiter::new(limits.events_per_second, limits.event_burst);
         let counters = Arc::new(Counters::new(&policy));
         counters.flow_capacity.set(flows.capacity() as u64);
-        // Streams are only needed when some rule inspects a TCP protocol.
-        let inspects_tcp = policy
-            .rules()
-            .iter()
-            .filter_map(|r| r.inspects())
-            .any(|p| !p.tcp_ports().is_empty());
-        let streams = if inspects_tcp {
-            StreamPool::new(limits.inspect_streams, limits.inspect_buffer)
-        } else {
-            StreamPool::new(0, limits.inspect_buffer)
-        };
+        let streams = StreamPool::new(streams_for(&policy), limits.inspect_buffer);
         counters.stream_capacity.set(streams.capacity() as u64);
         Pipeline {
             policy,
@@ -321,30 +311,8 @@ impl<S: EventSink> Pipeline<S> {
         self.counters.flows_active.set(self.flows.len() as u64);
     }
 
-    /// Counts a packet of a known conversation for the health checks that watch it.
-    fn watch_health(&self, entry: &FlowEntry, from_initiator: bool, what: Watched) {
-        if self.counters.health.is_empty() {
-            return;
-        }
-        let q = flow_query(entry);
-        for (check, c) in self
-            .policy
-            .health_checks()
-            .iter()
-            .zip(&self.counters.health)
-        {
-            if check.matches(&q) {
-                match (what, from_initiator) {
-                    (Watched::Refused, _) => c.refused.add(1),
-                    (Watched::Allowed, true) => c.forward.add(1),
-                    (Watched::Allowed, false) => c.reverse.add(1),
-                }
-            }
-        }
-    }
-
-    /// Counts a new conversation for the health checks that watch it.
-    fn watch_query(&self, q: &FlowQuery, what: Watched) {
+    /// Counts a packet of the conversation `q` for the health checks that watch it.
+    fn watch(&self, q: &FlowQuery, what: Watched) {
         for (check, c) in self
             .policy
             .health_checks()
@@ -353,11 +321,26 @@ impl<S: EventSink> Pipeline<S> {
         {
             if check.matches(q) {
                 match what {
+                    Watched::Forward => c.forward.add(1),
+                    Watched::Reverse => c.reverse.add(1),
                     Watched::Refused => c.refused.add(1),
-                    Watched::Allowed => c.forward.add(1),
                 }
             }
         }
+    }
+
+    /// `watch` for a packet of a known conversation (its query is built only when the
+    /// policy has health checks).
+    fn watch_flow(&self, entry: &FlowEntry, from_initiator: bool, refused: bool) {
+        if self.counters.health.is_empty() {
+            return;
+        }
+        let what = match (refused, from_initiator) {
+            (true, _) => Watched::Refused,
+            (false, true) => Watched::Forward,
+            (false, false) => Watched::Reverse,
+        };
+        self.watch(&flow_query(entry), what);
     }
 
     /// Puts `policy` in force from the next frame on, keeping what the data plane knows:
@@ -389,16 +372,7 @@ impl<S: EventSink> Pipeline<S> {
         } else {
             self.flows.set_timeouts(Timeouts::from_limits(&limits));
         }
-        let inspects_tcp = policy
-            .rules()
-            .iter()
-            .filter_map(|r| r.inspects())
-            .any(|p| !p.tcp_ports().is_empty());
-        let wanted_streams = if inspects_tcp {
-            limits.inspect_streams
-        } else {
-            0
-        };
+        let wanted_streams = streams_for(&policy);
         let streams_rebuilt = wanted_streams != self.streams.capacity()
             || limits.inspect_buffer != old_limits.inspect_buffer;
         if streams_rebuilt {
@@ -600,7 +574,7 @@ impl<S: EventSink> Pipeline<S> {
                         let c = self.counters.rule(rule);
                         c.packets.add(1);
                         c.bytes.add(frame.len() as u64);
-                        self.watch_health(&entry, from_initiator, Watched::Allowed);
+                        self.watch_flow(&entry, from_initiator, false);
                         if entry.app.is_some() {
                             return self.inspect(seen, ip, handle, &entry, from_initiator, rule);
                         }
@@ -621,7 +595,7 @@ impl<S: EventSink> Pipeline<S> {
                     FlowVerdict::Revoked(rule, reason) => {
                         // The policy in force since a swap does not allow it: refused,
                         // and a TCP connection is reset so that neither end waits.
-                        self.watch_health(&entry, from_initiator, Watched::Refused);
+                        self.watch_flow(&entry, from_initiator, true);
                         let mut out = self.refuse(seen, reason, rule);
                         out.detail = Some(REVOKED);
                         if tcp.is_some() && !out.forward {
@@ -665,10 +639,10 @@ impl<S: EventSink> Pipeline<S> {
         let decision = self.policy.evaluate(&query);
         if !self.counters.health.is_empty() {
             let permits = decision.action.permits() && decision.rule.is_some();
-            self.watch_query(
+            self.watch(
                 &query,
                 if permits {
-                    Watched::Allowed
+                    Watched::Forward
                 } else {
                     Watched::Refused
                 },
@@ -1131,6 +1105,21 @@ fn count_refusal(
     EventVerdict::Deny
 }
 
+/// How many inspection streams `policy` needs: its `[inspection] streams` when some rule
+/// inspects a TCP protocol, none otherwise.
+fn streams_for(policy: &Policy) -> usize {
+    let inspects_tcp = policy
+        .rules()
+        .iter()
+        .filter_map(|r| r.inspects())
+        .any(|p| !p.tcp_ports().is_empty());
+    if inspects_tcp {
+        policy.limits().inspect_streams
+    } else {
+        0
+    }
+}
+
 /// Whether the `len` bytes from `seq` touch the range `start..end`.
 fn overlaps(seq: u32, len: u32, start: u32, end: u32) -> bool {
     len > 0
@@ -1302,7 +1291,10 @@ const REVOKED: &str = "no longer allowed by the policy in force";
 /// What a health check saw a packet of its conversation get.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Watched {
-    Allowed,
+    /// Allowed, from the initiator.
+    Forward,
+    /// Allowed, back from the responder.
+    Reverse,
     Refused,
 }
 
