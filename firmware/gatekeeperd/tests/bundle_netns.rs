@@ -473,7 +473,7 @@ fn swaps_under_traffic_lose_nothing() {
     b.net.spawn(
         "plc",
         &format!(
-            "python3 -c \"import socket,sys; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.setsockopt(socket.SOL_SOCKET,socket.SO_RCVBUF,8<<20); s.bind(('0.0.0.0',9999)); s.settimeout(3); n=0\n\
+            "python3 -c \"import socket,sys; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.setsockopt(socket.SOL_SOCKET,33,8<<20); s.bind(('0.0.0.0',9999)); s.recv(100); n=1; s.settimeout(5)\n\
 try:\n    while True:\n        s.recv(100); n+=1\nexcept socket.timeout:\n    pass\nopen(sys.argv[1],'w').write(str(n))\" {}",
             count.display()
         ),
@@ -501,7 +501,7 @@ for i in range({sent}):\n    s.sendto(b'x'*64, ('{PLC}',9999))\n    time.sleep(0
         bulk.join().unwrap()
     });
     assert_eq!(tcp, Ok(()), "the TCP transfer survived ten swaps intact");
-    wait_until(Duration::from_secs(30), || count.exists());
+    wait_until(Duration::from_secs(60), || count.exists());
     let received: u64 = std::fs::read_to_string(&count)
         .unwrap()
         .trim()
