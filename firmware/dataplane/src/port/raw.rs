@@ -263,7 +263,9 @@ impl RxBatch {
             let msg = &self.msgs[i];
             let total = msg.msg_len as usize;
             let flags = msg.msg_hdr.msg_flags;
-            let ctrl_len = msg.msg_hdr.msg_controllen.min(size_of::<CtrlBuf>());
+            // `msg_controllen` is a `size_t` on glibc and a `socklen_t` on musl.
+            #[allow(clippy::unnecessary_cast)]
+            let ctrl_len = (msg.msg_hdr.msg_controllen as usize).min(size_of::<CtrlBuf>());
             if self.addrs[i].sll_pkttype == libc::PACKET_OUTGOING {
                 c.rx_outgoing_ignored += 1;
                 continue;
@@ -546,7 +548,8 @@ impl RawPort {
                     self.fd.as_raw_fd(),
                     msgs,
                     capacity,
-                    libc::MSG_DONTWAIT | libc::MSG_TRUNC,
+                    // The flags are a c_int on glibc and a c_uint on musl.
+                    (libc::MSG_DONTWAIT | libc::MSG_TRUNC) as _,
                     std::ptr::null_mut(),
                 )
             };
@@ -662,7 +665,7 @@ impl RawPort {
                     self.fd.as_raw_fd(),
                     msgs.wrapping_add(off),
                     (n - off) as libc::c_uint,
-                    libc::MSG_DONTWAIT,
+                    libc::MSG_DONTWAIT as _,
                 )
             };
             if r > 0 {
