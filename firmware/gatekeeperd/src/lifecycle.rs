@@ -139,6 +139,7 @@ pub struct Lifecycle {
     device_id: Option<String>,
     site: Option<String>,
     on_failure: OnFailure,
+    factory_monitor: bool,
     window_override: Option<Duration>,
     handoff: Handoff,
     events: LineSink,
@@ -155,9 +156,15 @@ pub struct Settings {
     pub device_id: Option<String>,
     pub site: Option<String>,
     pub on_failure: OnFailure,
+    /// Until a first bundle is confirmed, monitor everything instead of `on_failure`
+    /// (the factory default of a new box).
+    pub factory_monitor: bool,
     /// Overrides the bundles' own confirm windows (tests, impatient operators).
     pub confirm_window: Option<Duration>,
 }
+
+/// The factory default's name (policy, events, status).
+const FACTORY_DEFAULT: &str = "factory-default";
 
 /// How often the failure mode repeats that it is on.
 const FAILURE_NOTICE_EVERY: Duration = Duration::from_secs(60);
@@ -177,6 +184,7 @@ impl Lifecycle {
             device_id: settings.device_id,
             site: settings.site,
             on_failure: settings.on_failure,
+            factory_monitor: settings.factory_monitor,
             window_override: settings.confirm_window,
             handoff,
             events,
@@ -247,15 +255,27 @@ impl Lifecycle {
         (lc, policy)
     }
 
-    /// The policy of the current bundle, or the failure mode's (said loudly).
+    /// The policy of the current bundle, or the factory default's or the failure
+    /// mode's (said loudly).
     fn in_force_or_failure(&mut self) -> Arc<Policy> {
         match &self.current {
             Some(active) => active.policy.clone(),
             None => {
                 self.failure_notice(true);
-                Arc::new(self.on_failure.policy())
+                Arc::new(if self.factory_default() {
+                    Policy::factory_default()
+                } else {
+                    self.on_failure.policy()
+                })
             }
         }
+    }
+
+    /// Whether the factory default runs when no bundle does: asked for, and no bundle
+    /// was ever confirmed on this box (the ratchet is still 0). Once one was, losing it
+    /// is a failure, not a new box.
+    fn factory_default(&self) -> bool {
+        self.factory_monitor && self.state.ratchet().is_ok_and(|r| r.serial == 0)
     }
 
     fn failure_notice(&mut self, now: bool) {
@@ -266,6 +286,18 @@ impl Lifecycle {
             return;
         }
         self.last_failure_notice = Some(Instant::now());
+        if self.factory_default() {
+            warn!("FACTORY DEFAULT: no bundle yet; MONITOR MODE, forwarding everything and reporting what a policy would refuse");
+            let line = json!({
+                "time": now_rfc3339(),
+                "gatekeeper": FACTORY_DEFAULT,
+                "event": "failure-mode",
+                "mode": FACTORY_DEFAULT,
+                "reason": "no bundle was ever confirmed on this box",
+            });
+            self.events.send(line.to_string());
+            return;
+        }
         match self.on_failure {
             OnFailure::FailClosed => {
                 error!("NO VALID BUNDLE: fail-closed, forwarding nothing");
@@ -605,10 +637,12 @@ impl Lifecycle {
         });
         let running = live.as_ref().map(running);
         let ratchet = self.state.ratchet().ok();
+        let factory = self.current.is_none() && self.pending.is_none() && self.factory_default();
         json!({
             "mode": live.as_ref().map(|l| l.policy.mode().as_str()),
             "policy": live.as_ref().map(|l| l.policy.name().to_string()),
-            "failure_mode": if self.current.is_none() && self.pending.is_none() { Some(self.on_failure.as_str()) } else { None },
+            "failure_mode": if self.current.is_none() && self.pending.is_none() && !factory { Some(self.on_failure.as_str()) } else { None },
+            "factory_default": factory,
             "current": self.current.as_ref().map(bundle),
             "pending": pending,
             "ratchet": ratchet.as_ref().map(|r| r.serial),

@@ -70,6 +70,15 @@ struct Args {
     /// What runs while no valid bundle does.
     #[arg(long, value_enum, default_value = "fail-closed")]
     on_failure: OnFailure,
+    /// A new box's factory default: until a first bundle is confirmed, forward
+    /// everything in monitor mode and report what a policy would refuse (instead of
+    /// --on-failure). Once a bundle was confirmed, --on-failure applies.
+    #[arg(long, requires = "trust")]
+    factory_monitor: bool,
+    /// A file created (with the version in it) once both ports are open and frames are
+    /// forwarded, and removed at exit: how the box's init knows the daemon is ready.
+    #[arg(long, value_name = "PATH")]
+    ready_file: Option<PathBuf>,
     /// Seconds a new bundle stays pending (overrides the bundle's own window).
     #[arg(long, value_name = "SECONDS")]
     confirm_window: Option<u64>,
@@ -171,6 +180,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                 device_id: args.device_id.clone(),
                 site: args.site.clone(),
                 on_failure: args.on_failure,
+                factory_monitor: args.factory_monitor,
                 confirm_window: args.confirm_window.map(Duration::from_secs),
             };
             let (lc, policy) =
@@ -219,6 +229,9 @@ fn run(args: Args) -> anyhow::Result<()> {
         asset = %args.asset,
         "forwarding"
     );
+    if let Some(path) = &args.ready_file {
+        write_ready_file(path)?;
+    }
     let result = bridge.run(&control, |counters| {
         let live = control.handoff.live();
         let policy = live.as_ref().map_or(&policy, |l| &l.policy);
@@ -235,7 +248,18 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     writer.finish();
+    if let Some(path) = &args.ready_file {
+        let _ = std::fs::remove_file(path);
+    }
     result.context("forwarding stopped")?;
     info!("stopped");
     Ok(())
+}
+
+/// Creates the ready file atomically (a reader never sees it half written).
+fn write_ready_file(path: &std::path::Path) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, format!("gatekeeperd {}\n", env!("CARGO_PKG_VERSION")))
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .with_context(|| format!("cannot write the ready file {}", path.display()))
 }

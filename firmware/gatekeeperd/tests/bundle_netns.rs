@@ -449,6 +449,83 @@ fn fail_open_forwards_everything_and_says_so() {
 }
 
 #[test]
+fn a_new_box_monitors_everything_until_its_first_bundle_is_confirmed() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Box_::new("bundle-factory");
+    b.net.echo_server("plc", "tcp", 502);
+    b.net.echo_server("plc", "tcp", 8080);
+    let ready = b.net.dir.join("ready");
+    let ready_arg = ready.to_string_lossy().into_owned();
+    b.start(&[
+        "--factory-monitor",
+        "--ready-file",
+        &ready_arg,
+        "--confirm-window",
+        "3",
+    ]);
+    wait_until(Duration::from_secs(10), || ready.exists());
+    assert!(std::fs::read_to_string(&ready)
+        .unwrap()
+        .starts_with("gatekeeperd "));
+    // Factory default: everything passes (even a port no policy would allow), and the
+    // box says it is monitoring.
+    assert_eq!(traffic_ok(&b.net), (true, true));
+    assert_eq!(b.net.tcp("hmi", PLC, 8080, 1000), Ok(()));
+    let st = b.status();
+    assert_eq!(
+        (&st["factory_default"], &st["failure_mode"], &st["mode"]),
+        (&json!(true), &Value::Null, &json!("monitor")),
+        "{st}"
+    );
+    assert!(b.net.daemon_log().contains("FACTORY DEFAULT"));
+    b.net.wait_event("factory-default event", |e| {
+        e["event"] == "failure-mode" && e["mode"] == "factory-default"
+    });
+    b.net
+        .wait_event("what a policy would refuse is reported", |e| {
+            e["verdict"] == "would-deny"
+        });
+
+    // An unconfirmed first bundle that reverts brings the factory default back.
+    assert_eq!(
+        b.apply(&b.bundle(1, &policy("first", true, "")))["code"],
+        "pending"
+    );
+    assert!(b.net.tcp("hmi", PLC, 8080, 1000).is_err());
+    wait_until(Duration::from_secs(20), || b.pending().is_none());
+    assert_eq!(b.status()["factory_default"], true);
+    assert_eq!(b.net.tcp("hmi", PLC, 8080, 1000), Ok(()));
+
+    // Once a bundle is confirmed, the box is no longer new: losing the bundle (here its
+    // signer leaves the trust store) is a failure, and fail-closed applies.
+    assert_eq!(
+        b.apply(&b.bundle(2, &policy("second", true, "")))["code"],
+        "pending"
+    );
+    assert_eq!(b.confirm()["code"], "confirmed");
+    assert_eq!(b.status()["factory_default"], false);
+    assert!(b.net.tcp("hmi", PLC, 8080, 1000).is_err());
+    let (code, _) = b.net.stop_daemon();
+    assert_eq!(code, 0);
+    assert!(!ready.exists(), "the ready file goes away with the daemon");
+    std::fs::remove_file(b.trust.join("ops-1.pub")).unwrap();
+    let elsewhere = b.net.dir.join("other-keys");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let (_, other) = keys::write_pair(&elsewhere, &keys::generate("other")).unwrap();
+    std::fs::copy(other, b.trust.join("other.pub")).unwrap();
+    b.start(&["--factory-monitor", "--ready-file", &ready_arg]);
+    let st = b.status();
+    assert_eq!(
+        (&st["factory_default"], &st["failure_mode"]),
+        (&json!(false), &json!("fail-closed")),
+        "{st}"
+    );
+    assert_eq!(traffic_ok(&b.net), (false, false));
+}
+
+#[test]
 fn swaps_under_traffic_lose_nothing() {
     if !require_root() {
         return;

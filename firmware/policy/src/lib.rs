@@ -598,6 +598,13 @@ impl Policy {
         Policy::fallback("fail-open", Mode::Monitor)
     }
 
+    /// What a new box runs until its first bundle is confirmed (`gatekeeperd
+    /// --factory-monitor`): like `fail_open`, under its own name, so that events and
+    /// status say it is the factory default rather than a failure.
+    pub fn factory_default() -> Policy {
+        Policy::fallback("factory-default", Mode::Monitor)
+    }
+
     fn fallback(name: &str, mode: Mode) -> Policy {
         Policy {
             name: name.to_string(),
