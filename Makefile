@@ -98,7 +98,7 @@ bench-quick: deps-bench build
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := packet:dissect policy:policy dataplane:pipeline \
                 inspect:modbus inspect:dnp3 inspect:enip inspect:enip_io inspect:s7 \
-                inspect:iec104 inspect:opcua inspect:bacnet bundle:bundle bundle:audit
+                inspect:iec104 inspect:opcua inspect:bacnet bundle:bundle bundle:audit bundle:update
 fuzz:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
 	@for t in $(FUZZ_TARGETS); do crate=$${t%%:*}; target=$${t#*:}; \

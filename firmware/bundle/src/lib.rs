@@ -33,6 +33,7 @@ pub mod format;
 pub mod keys;
 pub mod state;
 pub mod trust;
+pub mod update;
 pub mod verify;
 
 /// Writes `bytes` to `path` crash-safely: a temporary file in the same directory,

@@ -2,11 +2,14 @@
 //!
 //! Verbs: `lint` and `replay` (here); `keygen`, `sign`, `cosign`, `verify`, `show`,
 //! `audit` (bundles, `bundles.rs`); `diff` (`diff.rs`); `apply`, `confirm`, `status`
-//! (the daemon's control socket, `control.rs`).
+//! (the daemon's control socket, `control.rs`); `flash` (an image to a disk, `flash/`)
+//! and `update-info` (an image update, `update_info.rs`).
 
 mod bundles;
 mod control;
 mod diff;
+mod flash;
+mod update_info;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -82,6 +85,11 @@ enum Command {
     Confirm(control::ConfirmArgs),
     /// A running gatekeeperd's state: mode, bundle, signers, counters, pending apply.
     Status(control::StatusArgs),
+    /// Write a firmware image to a USB stick or disk (only the blocks its bmap maps),
+    /// verify it by reading it back, and show the manifest's version and signature.
+    Flash(flash::FlashArgs),
+    /// Show what an image update (*.gku) carries and check it as a box would.
+    UpdateInfo(update_info::UpdateInfoArgs),
 }
 
 fn main() -> ExitCode {
@@ -109,6 +117,8 @@ fn main() -> ExitCode {
         Command::Apply(args) => control::apply(&args),
         Command::Confirm(args) => control::confirm(&args),
         Command::Status(args) => control::status(&args),
+        Command::Flash(args) => flash::flash(&args),
+        Command::UpdateInfo(args) => update_info::update_info(&args),
     };
     match result {
         Ok(code) => code,
