@@ -109,3 +109,113 @@ fuzz:
 
 clean:
 	$(CARGO) clean
+
+# ---- Firmware images (issue 5; this block belongs to the image builder: image/, bsp/) ----
+#   make image BOARD=<board> [PROFILE=prod|test|dev] [TRUST=DIR] [KEY=FILE] [UBOOT_DIR=DIR]
+#   make image-check BOARD=<board>   two builds (the second with another umask and TZ), compared
+#   make image-lock                  pin image/debian.lock to apt's current candidates
+#   make qemu BOARD=qemu-x86_64|qemu-aarch64   boot out/<board>/disk.img (copy-on-write)
+# Boards: bsp/*.toml. Images: out/<board>/. Debian packages: target/image-cache/.
+BOARD ?= qemu-x86_64
+PROFILE ?= test
+TRUST ?=
+KEY ?=
+UBOOT_DIR ?=
+GK_IMAGE := target/release/gk-image
+IMAGE_TOOLS := dpkg-deb:dpkg depmod:kmod mksquashfs:squashfs-tools veritysetup:cryptsetup-bin \
+               objcopy:binutils aarch64-linux-gnu-objcopy:binutils-aarch64-linux-gnu \
+               gcc:gcc aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu mkfs.vfat:dosfstools \
+               mcopy:mtools mkfs.ext4:e2fsprogs sgdisk:gdisk bmaptool:bmap-tools gzip:gzip git:git
+QEMU_TOOLS := qemu-img:qemu-utils qemu-system-x86_64:qemu-system-x86 qemu-system-aarch64:qemu-system-arm
+IMAGE_FLAGS = --profile $(PROFILE) $(if $(TRUST),--trust $(TRUST)) $(if $(KEY),--key $(KEY)) \
+              $(if $(UBOOT_DIR),--uboot-dir $(UBOOT_DIR))
+
+.PHONY: image image-check image-lock qemu deps-image deps-qemu image-bins
+
+# Host tools, apt indexes for arm64 too (apt-get download needs them), and the image builder.
+deps-image:
+	$(call install_tools,$(IMAGE_TOOLS))
+	@dpkg --print-foreign-architectures | grep -qx arm64 || { echo "adding the arm64 architecture to apt"; \
+	  dpkg --add-architecture arm64 && rm -f $(APT_STAMP); }
+	@mkdir -p target; [ -f $(APT_STAMP) ] || { DEBIAN_FRONTEND=noninteractive apt-get update -qq && touch $(APT_STAMP); }
+	$(CARGO) build --release --locked -p gk-image
+
+# The static binaries for the board's architecture.
+image-bins: deps-image
+	@arch=$$($(GK_IMAGE) arch --board $(BOARD)) || exit 1; \
+	  rustup target list --installed 2>/dev/null | grep -qx $$arch-unknown-linux-musl || \
+	    rustup target add $$arch-unknown-linux-musl; \
+	  echo "$(CARGO) build --release --locked --target $$arch-unknown-linux-musl -p gatekeeperd -p gkctl -p gk-init"; \
+	  $(CARGO) build --release --locked --target $$arch-unknown-linux-musl -p gatekeeperd -p gkctl -p gk-init
+
+# The build of one image; the output directory follows.
+IMAGE_BUILD = arch=$$($(GK_IMAGE) arch --board $(BOARD)) && \
+  $(GK_IMAGE) build --board $(BOARD) $(IMAGE_FLAGS) --bin-dir target/$$arch-unknown-linux-musl/release --out
+
+image: image-bins
+	@$(IMAGE_BUILD) out/$(BOARD)
+
+image-check: image-bins
+	@$(IMAGE_BUILD) out/check/$(BOARD)/1
+	@echo "second build, with umask 077 and TZ=Pacific/Kiritimati"
+	@umask 077; export TZ=Pacific/Kiritimati; $(IMAGE_BUILD) out/check/$(BOARD)/2
+	@$(GK_IMAGE) compare out/check/$(BOARD)/1/disk.img out/check/$(BOARD)/2/disk.img
+	@for f in disk.img.bmap manifest.json update.gku; do [ ! -f out/check/$(BOARD)/1/$$f ] || \
+	  cmp out/check/$(BOARD)/1/$$f out/check/$(BOARD)/2/$$f || exit 1; done; \
+	  echo "image-check: $(BOARD) is reproducible (disk.img, bmap, manifest, update identical)"
+
+image-lock: deps-image
+	$(GK_IMAGE) lock
+
+# QEMU: TCG, UEFI firmware from Debian (a fresh copy of the variable store each run), the
+# disk as virtio-blk through a qcow2 overlay (the image stays untouched), two virtio NICs
+# in PCI slots 3 (plant) and 4 (asset) as bsp/qemu-*.toml expect, an i6300esb watchdog,
+# the serial console on this terminal (Ctrl-A X quits). Both NICs are user-mode networks
+# by default; for traffic through the gatekeeper give socket back-ends, e.g.
+#   QEMU_PLANT=socket,listen=127.0.0.1:5550 QEMU_ASSET=socket,listen=127.0.0.1:5551
+# and attach two other VMs with -netdev socket,connect=127.0.0.1:5550 / :5551.
+QEMU_PLANT ?= user
+QEMU_ASSET ?= user,restrict=on
+QEMU_MEM ?= 1024
+QEMU_EXTRA ?=
+QEMU_RUN := out/$(BOARD)/qemu
+QEMU_DEVICES = -drive if=none,id=disk,format=qcow2,file=$(QEMU_RUN)/overlay.qcow2 \
+  -device virtio-blk-pci,drive=disk,bus=pcie.0,addr=0x5 \
+  -netdev $(QEMU_PLANT),id=plant -device virtio-net-pci,netdev=plant,bus=pcie.0,addr=0x3,mac=52:54:00:00:00:01 \
+  -netdev $(QEMU_ASSET),id=asset -device virtio-net-pci,netdev=asset,bus=pcie.0,addr=0x4,mac=52:54:00:00:00:02 \
+  -device i6300esb,bus=pcie.0,addr=0x6 -action watchdog=reset \
+  -nographic -nic none -m $(QEMU_MEM) -smp 2 -accel tcg $(QEMU_EXTRA)
+ifeq ($(BOARD),qemu-aarch64)
+QEMU_FW := /usr/share/AAVMF/AAVMF_CODE.fd
+QEMU_VARS := /usr/share/AAVMF/AAVMF_VARS.fd
+QEMU_CMD = qemu-system-aarch64 -machine virt -cpu cortex-a57
+else
+QEMU_FW := /usr/share/OVMF/OVMF_CODE_4M.fd
+QEMU_VARS := /usr/share/OVMF/OVMF_VARS_4M.fd
+QEMU_CMD = qemu-system-x86_64 -machine q35 -cpu max -vga none
+endif
+
+# QEMU 10 from bookworm-backports: bookworm's own 7.2 would conflict with the qemu-utils
+# 10 of the build machines (and lacks igb). The suite is added when missing.
+BACKPORTS_LIST := /etc/apt/sources.list.d/gatekeeper-backports.list
+deps-qemu:
+	@missing=""; for pair in $(QEMU_TOOLS); do cmd=$${pair%%:*}; pkg=$${pair#*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	for fw in /usr/share/OVMF/OVMF_CODE_4M.fd:ovmf /usr/share/AAVMF/AAVMF_CODE.fd:qemu-efi-aarch64; do \
+	  [ -f $${fw%%:*} ] || missing="$$missing $${fw#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing (QEMU from bookworm-backports)"; \
+	  grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/ || { \
+	    echo "deb http://deb.debian.org/debian bookworm-backports main" > $(BACKPORTS_LIST); rm -f $(APT_STAMP); }; \
+	  mkdir -p target; [ -f $(APT_STAMP) ] || { DEBIAN_FRONTEND=noninteractive apt-get update -qq && touch $(APT_STAMP); }; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -t bookworm-backports $$missing >/dev/null; \
+	fi
+
+qemu:
+	@case "$(BOARD)" in qemu-x86_64|qemu-aarch64) ;; *) echo "make qemu: BOARD=qemu-x86_64 or qemu-aarch64 (not $(BOARD))"; exit 1;; esac
+	@[ -f out/$(BOARD)/disk.img ] || { echo "make qemu: no out/$(BOARD)/disk.img; run make image BOARD=$(BOARD) first"; exit 1; }
+	@$(MAKE) --no-print-directory deps-qemu
+	@mkdir -p $(QEMU_RUN) && cp $(QEMU_VARS) $(QEMU_RUN)/vars.fd && rm -f $(QEMU_RUN)/overlay.qcow2 && \
+	  qemu-img create -q -f qcow2 -b $(abspath out/$(BOARD)/disk.img) -F raw $(QEMU_RUN)/overlay.qcow2
+	$(QEMU_CMD) -drive if=pflash,format=raw,unit=0,readonly=on,file=$(QEMU_FW) \
+	  -drive if=pflash,format=raw,unit=1,file=$(QEMU_RUN)/vars.fd $(QEMU_DEVICES)
