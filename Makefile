@@ -14,15 +14,19 @@ TEST_TOOLS := ip:iproute2 ping:iputils-ping iperf3:iperf3 nft:nftables ethtool:e
               tcpdump:tcpdump python3:python3
 BENCH_TOOLS := $(TEST_TOOLS) sockperf:sockperf taskset:util-linux
 
-.PHONY: all build test test-unit test-netns test-demo lint demo bench bench-quick fuzz deps-test deps-bench venv clean help
+.PHONY: all build test hil test-unit test-netns test-demo lint demo bench bench-quick fuzz deps-test deps-bench venv clean help
 
 all: build
 
 help:
 	@echo "make build   release binaries: target/release/gatekeeperd, target/release/gkctl"
-	@echo "make test    formatting, clippy, unit/property tests, network-namespace integration tests (root)"
+	@echo "make test    formatting, clippy, unit/property tests, network-namespace integration tests, the QEMU tests (root)"
 	@echo "make demo    a simulated HMI, intruder and Modbus PLC with the gatekeeper between them (root)"
 	@echo "make bench   forwarding rate and latency against the Linux bridge; writes BENCHMARKS.md (root)"
+	@echo "make image   a board's firmware image: BOARD=qemu-x86_64|qemu-aarch64|x86_64-generic|x86_64-bios|nanopi-r4s [PROFILE=prod|test|dev] [TRUST=DIR KEY=FILE]"
+	@echo "make image-check  builds an image twice and compares the bytes (reproducibility)"
+	@echo "make qemu    boots out/BOARD/disk.img in QEMU (TCG) with the console on this terminal"
+	@echo "make hil     the QEMU tests: builds the QEMU boards' test images and boots them (root)"
 	@echo "make fuzz    every fuzz target for FUZZ_SECONDS each (default 60; needs cargo-fuzz and nightly)"
 
 build:
@@ -61,15 +65,24 @@ lint:
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 
 test-unit:
-	$(CARGO) test --locked --workspace --lib --bins
+	$(CARGO) test --locked --workspace --exclude gk-hil --lib --bins
 
 # Namespace tests need root: they build plant - gatekeeper - asset topologies.
 test-netns: deps-test venv
-	GK_PYTHON=$(abspath $(PYTHON)) $(CARGO) test --locked --workspace --tests -- --test-threads=2
+	GK_PYTHON=$(abspath $(PYTHON)) $(CARGO) test --locked --workspace --exclude gk-hil --tests -- --test-threads=2
 
+# Everything CI runs: lint, the workspace's tests (unit, property, namespace), the demo as a
+# smoke test, then the image tests in QEMU (make hil).
 test: deps-test venv lint
-	GK_PYTHON=$(abspath $(PYTHON)) $(CARGO) test --locked --workspace -- --test-threads=2
+	GK_PYTHON=$(abspath $(PYTHON)) $(CARGO) test --locked --workspace --exclude gk-hil -- --test-threads=2
 	$(MAKE) --no-print-directory test-demo
+	$(MAKE) --no-print-directory hil
+
+# Hardware-in-the-loop: the test images of the QEMU boards, booted one VM at a time.
+HIL_BOARDS := qemu-x86_64 qemu-aarch64
+hil: deps-test venv deps-qemu
+	@for b in $(HIL_BOARDS); do $(MAKE) --no-print-directory image BOARD=$$b PROFILE=test || exit 1; done
+	GK_PYTHON=$(abspath $(PYTHON)) $(CARGO) test --locked -p gk-hil -- --test-threads=1
 
 # The demo doubles as a smoke test (it exits 1 when a step does not turn out as the
 # policy says); here on the debug daemon that `cargo test` just built.
