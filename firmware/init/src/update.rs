@@ -32,6 +32,9 @@ pub const TRUST_DIR: &str = "/etc/gatekeeper/trust";
 pub const ESP_MOUNT: &str = "/run/esp";
 /// The largest UKI taken (the ESP is 64 MiB and holds two).
 pub const MAX_UKI: u64 = 48 << 20;
+/// One empty file per update ever installed, named by its root hash: an update that
+/// fell back is not installed again from a stick left in the box (a boot loop).
+pub const INSTALLED_DIR: &str = "/data/updates";
 
 /// What the running system is.
 #[derive(Clone, Debug)]
@@ -50,6 +53,17 @@ pub fn apply(path: &Path, running: &Running, feed: &mut dyn FnMut()) -> Result<S
     let refuse = |e: UpdateError| format!("refused ({}): {e}", e.code());
     let (info, signers) = gku::read_header(&mut r, &trust, gku::MAX_HEADER).map_err(refuse)?;
     info.check_board(&running.board.board).map_err(refuse)?;
+    let running_root = fs::read_to_string("/proc/cmdline")
+        .ok()
+        .and_then(|c| crate::cmdline::verity(&c).ok())
+        .map(|v| v.root_hash);
+    if let Some(why) = already_seen(
+        running_root.as_deref(),
+        &info.verity_root,
+        Path::new(INSTALLED_DIR),
+    ) {
+        return Err(format!("not taken: {why}"));
+    }
     let target = bootcount::other(running.slot);
     let part = running.disk.root(target).clone();
     say(&format!(
@@ -114,11 +128,33 @@ pub fn apply(path: &Path, running: &Running, feed: &mut dyn FnMut()) -> Result<S
     drop(dev);
     feed();
 
+    // Recorded before the boot entry exists: a power cut in between leaves a record of
+    // an update that never booted, which is what it is.
+    fs::create_dir_all(INSTALLED_DIR)
+        .and_then(|()| sys::write_atomic(Path::new(INSTALLED_DIR), &info.verity_root, b""))
+        .map_err(|e| format!("cannot record the update in {INSTALLED_DIR}: {e}"))?;
     install(running, target, &uki).map_err(|e| format!("installing the boot entry: {e}"))?;
     Ok(format!(
         "update {} installed in slot {target}; rebooting into it",
         info.version
     ))
+}
+
+/// Why an update with root hash `root` is not taken again, if it is not: the box runs
+/// it already, or it was installed before (and the box is not running it, so it fell
+/// back). `installed` holds one file per update ever installed.
+fn already_seen(running: Option<&str>, root: &str, installed: &Path) -> Option<String> {
+    let short = &root[..root.len().min(16)];
+    if running == Some(root) {
+        return Some(format!("this box already runs it (root {short}…)"));
+    }
+    if !root.is_empty() && !root.contains('/') && installed.join(root).exists() {
+        return Some(format!(
+            "it was installed before and did not stay (root {short}…): it failed to reach \
+             READY and the box fell back; remove the stick"
+        ));
+    }
+    None
 }
 
 /// Zeroes the first block so that the slot can never pass dm-verity.
@@ -298,6 +334,24 @@ fn read_all(mut r: impl std::io::Read) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_update_is_not_taken_twice() {
+        let dir = std::env::temp_dir().join(format!("gk-init-seen-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        assert_eq!(already_seen(Some("aa"), "bb", &dir), None);
+        assert!(already_seen(Some("bb"), "bb", &dir)
+            .unwrap()
+            .contains("already runs it"));
+        fs::write(dir.join("bb"), b"").unwrap();
+        assert!(already_seen(Some("aa"), "bb", &dir)
+            .unwrap()
+            .contains("fell back"));
+        // A root hash is hex: nothing else is looked up as a path.
+        assert_eq!(already_seen(None, "../bb", &dir), None);
+        fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn one_update_file_at_a_time() {
