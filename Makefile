@@ -78,8 +78,9 @@ test: deps-test venv lint
 	$(MAKE) --no-print-directory test-demo
 	$(MAKE) --no-print-directory hil
 
-# Hardware-in-the-loop: the test images of the QEMU boards, booted one VM at a time.
-HIL_BOARDS := qemu-x86_64 qemu-aarch64
+# Hardware-in-the-loop: the test images of the QEMU boards and of the x86 boxes (on QEMU
+# machines like theirs), booted one VM at a time.
+HIL_BOARDS := qemu-x86_64 qemu-aarch64 x86_64-generic x86_64-bios
 hil: deps-test venv deps-qemu
 	@for b in $(HIL_BOARDS); do $(MAKE) --no-print-directory image BOARD=$$b PROFILE=test || exit 1; done
 	GK_PYTHON=$(abspath $(PYTHON)) $(CARGO) test --locked -p gk-hil -- --test-threads=1

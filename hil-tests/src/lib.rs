@@ -96,33 +96,44 @@ impl Image {
     }
 }
 
-/// How a board is started in QEMU: the machine, its firmware, and where its NICs sit
-/// (the board description in `bsp/` names the ports by these PCI addresses).
+/// How a board is started in QEMU: the machine, its firmware, and the hardware that the
+/// board description in `bsp/` expects (its ports are named by MAC or PCI address).
 #[derive(Debug, Clone)]
 pub struct Machine {
     pub qemu: &'static str,
     pub args: Vec<String>,
-    /// UEFI firmware code (read-only) and the variable store template (copied per VM).
+    /// UEFI firmware code (read-only) and the variable store template (copied per VM);
+    /// `None` boots QEMU's own BIOS (SeaBIOS).
     pub firmware: Option<(&'static str, &'static str)>,
-    /// The PCI address of the plant NIC and of the asset NIC, `bus:slot`.
-    pub plant_addr: &'static str,
-    pub asset_addr: &'static str,
-    pub watchdog: bool,
+    pub hardware: Hardware,
+}
+
+/// The devices of a machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hardware {
+    /// The QEMU boards: virtio-blk disk (slot 5), virtio NICs in slots 3 (plant) and 4
+    /// (asset) of the root bus, without offloads so that frames look like real hardware's,
+    /// and an i6300esb watchdog (slot 6).
+    Virtio,
+    /// A small x86 box: the disk on the chipset's AHCI, Intel igb NICs behind two PCIe
+    /// root ports (so at 0000:01:00.0 and 0000:02:00.0, as `bsp/x86_64-*.toml` say), and
+    /// the chipset's TCO watchdog (iTCO_wdt), allowed to reset the machine.
+    PcBox,
 }
 
 impl Machine {
     pub fn for_board(board: &str) -> Machine {
+        let q35 = || vec!["-machine".into(), "q35".into(), "-cpu".into(), "max".into()];
+        let ovmf = Some((
+            "/usr/share/OVMF/OVMF_CODE_4M.fd",
+            "/usr/share/OVMF/OVMF_VARS_4M.fd",
+        ));
         match board {
             "qemu-x86_64" => Machine {
                 qemu: "qemu-system-x86_64",
-                args: vec!["-machine".into(), "q35".into(), "-cpu".into(), "max".into()],
-                firmware: Some((
-                    "/usr/share/OVMF/OVMF_CODE_4M.fd",
-                    "/usr/share/OVMF/OVMF_VARS_4M.fd",
-                )),
-                plant_addr: "0x3",
-                asset_addr: "0x4",
-                watchdog: true,
+                args: q35(),
+                firmware: ovmf,
+                hardware: Hardware::Virtio,
             },
             "qemu-aarch64" => Machine {
                 qemu: "qemu-system-aarch64",
@@ -136,9 +147,19 @@ impl Machine {
                     "/usr/share/AAVMF/AAVMF_CODE.fd",
                     "/usr/share/AAVMF/AAVMF_VARS.fd",
                 )),
-                plant_addr: "0x3",
-                asset_addr: "0x4",
-                watchdog: true,
+                hardware: Hardware::Virtio,
+            },
+            "x86_64-generic" => Machine {
+                qemu: "qemu-system-x86_64",
+                args: q35(),
+                firmware: ovmf,
+                hardware: Hardware::PcBox,
+            },
+            "x86_64-bios" => Machine {
+                qemu: "qemu-system-x86_64",
+                args: q35(),
+                firmware: None,
+                hardware: Hardware::PcBox,
             },
             other => panic!("no QEMU machine for board {other}"),
         }
@@ -148,8 +169,6 @@ impl Machine {
 /// Options of one boot.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// `virtio-net-pci` (default) or `igb` (the real driver of the x86_64-generic boxes).
-    pub nic_model: String,
     pub memory_mib: u32,
     /// A USB stick present at boot.
     pub stick: Option<PathBuf>,
@@ -158,7 +177,6 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            nic_model: "virtio-net-pci".into(),
             memory_mib: 512,
             stick: None,
         }
@@ -330,53 +348,64 @@ impl Vm {
                 format!("if=pflash,format=raw,file={}", vars_copy.display()),
             ]);
         }
-        a.extend([
-            "-drive".into(),
-            format!(
-                "if=none,id=disk,format=qcow2,file={}",
-                self.overlay.display()
-            ),
-            "-device".into(),
-            "virtio-blk-pci,drive=disk,bus=pcie.0,addr=0x5,bootindex=1".into(),
-        ]);
-        // The NICs: frames look like real hardware's (no checksum or segmentation
-        // offloads towards the guest).
-        let offloads = if opts.nic_model == "virtio-net-pci" {
-            ",csum=off,guest_csum=off,gso=off,guest_tso4=off,guest_tso6=off,guest_ecn=off,guest_ufo=off,host_tso4=off,host_tso6=off,host_ufo=off,mrg_rxbuf=off"
-        } else {
-            ""
-        };
-        for (name, side, addr, mac) in [
-            (
-                "plant",
-                &self.plant,
-                machine.plant_addr,
-                "52:54:00:00:00:01",
-            ),
-            (
-                "asset",
-                &self.asset,
-                machine.asset_addr,
-                "52:54:00:00:00:02",
-            ),
-        ] {
-            a.extend([
-                "-netdev".into(),
-                format!("tap,id={name},ifname={},script=no,downscript=no", side.tap),
-                "-device".into(),
-                format!(
-                    "{},netdev={name},mac={mac},bus=pcie.0,addr={addr}{offloads}",
-                    opts.nic_model
-                ),
-            ]);
-        }
-        if machine.watchdog {
-            a.extend([
-                "-device".into(),
-                "i6300esb,bus=pcie.0,addr=0x6".into(),
-                "-action".into(),
-                "watchdog=reset".into(),
-            ]);
+        let disk = format!(
+            "if=none,id=disk,format=qcow2,file={}",
+            self.overlay.display()
+        );
+        let nics = [
+            ("plant", &self.plant, "52:54:00:00:00:01"),
+            ("asset", &self.asset, "52:54:00:00:00:02"),
+        ];
+        a.extend(["-drive".into(), disk, "-device".into()]);
+        match machine.hardware {
+            Hardware::Virtio => {
+                a.push("virtio-blk-pci,drive=disk,bus=pcie.0,addr=0x5,bootindex=1".into());
+                // No checksum or segmentation offloads towards the guest.
+                let offloads = "csum=off,guest_csum=off,gso=off,guest_tso4=off,guest_tso6=off,\
+                                guest_ecn=off,guest_ufo=off,host_tso4=off,host_tso6=off,\
+                                host_ufo=off,mrg_rxbuf=off";
+                for ((name, side, mac), slot) in nics.into_iter().zip(["0x3", "0x4"]) {
+                    a.extend([
+                        "-netdev".into(),
+                        format!("tap,id={name},ifname={},script=no,downscript=no", side.tap),
+                        "-device".into(),
+                        format!(
+                            "virtio-net-pci,netdev={name},mac={mac},bus=pcie.0,addr={slot},{offloads}"
+                        ),
+                    ]);
+                }
+                a.extend([
+                    "-device".into(),
+                    "i6300esb,bus=pcie.0,addr=0x6".into(),
+                    "-action".into(),
+                    "watchdog=reset".into(),
+                ]);
+            }
+            Hardware::PcBox => {
+                a.push("ide-hd,drive=disk,bus=ide.0,bootindex=1".into());
+                a.extend([
+                    "-device".into(),
+                    "pcie-root-port,id=rp1,bus=pcie.0,addr=0x1c.0,chassis=1,multifunction=on"
+                        .into(),
+                    "-device".into(),
+                    "pcie-root-port,id=rp2,bus=pcie.0,addr=0x1c.1,chassis=2".into(),
+                ]);
+                for ((name, side, mac), port) in nics.into_iter().zip(["rp1", "rp2"]) {
+                    a.extend([
+                        "-netdev".into(),
+                        format!("tap,id={name},ifname={},script=no,downscript=no", side.tap),
+                        "-device".into(),
+                        format!("igb,netdev={name},mac={mac},bus={port}"),
+                    ]);
+                }
+                // The ICH9's TCO timer resets the machine only with noreboot off.
+                a.extend([
+                    "-global".into(),
+                    "ICH9-LPC.noreboot=off".into(),
+                    "-action".into(),
+                    "watchdog=reset".into(),
+                ]);
+            }
         }
         a.extend(["-device".into(), "qemu-xhci,id=xhci".into()]);
         if let Some(stick) = &opts.stick {

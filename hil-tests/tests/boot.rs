@@ -45,3 +45,17 @@ fn qemu_x86_64_boots_to_ready_and_forwards_in_factory_monitor_mode() {
 fn qemu_aarch64_boots_to_ready_and_forwards_in_factory_monitor_mode() {
     boot_and_forward("boot-aarch64", "qemu-aarch64");
 }
+
+/// The image of the small UEFI x86 boxes on a machine like theirs: AHCI disk, Intel igb
+/// ports behind PCIe root ports (the board's real driver and PCI addresses), the
+/// chipset's TCO watchdog.
+#[test]
+fn x86_64_generic_boots_on_igb_ports_and_forwards() {
+    boot_and_forward("boot-x86_64-generic", "x86_64-generic");
+}
+
+/// The legacy-BIOS image (syslinux) under SeaBIOS, on the same kind of machine.
+#[test]
+fn x86_64_bios_boots_through_syslinux_and_forwards() {
+    boot_and_forward("boot-x86_64-bios", "x86_64-bios");
+}
