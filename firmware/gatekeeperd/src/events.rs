@@ -70,21 +70,75 @@ impl Writer {
     }
 }
 
-/// Starts the writer for `path` (appended) or stdout.
+/// Where events go: stdout, or a file appended to and, past `max_bytes`, renamed to
+/// `<file>.1` (replacing the previous one) and started again, so that a box's storage
+/// holds at most about twice `max_bytes` of events.
+struct Sink {
+    out: BufWriter<Box<dyn Write + Send>>,
+    file: Option<(PathBuf, u64)>,
+    written: u64,
+}
+
+impl Sink {
+    fn open(path: Option<&PathBuf>, max_bytes: Option<u64>) -> anyhow::Result<Sink> {
+        let Some(path) = path else {
+            return Ok(Sink {
+                out: BufWriter::new(Box::new(std::io::stdout())),
+                file: None,
+                written: 0,
+            });
+        };
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("cannot open the events file {}", path.display()))?;
+        let written = file.metadata().map(|m| m.len()).unwrap_or(0);
+        Ok(Sink {
+            out: BufWriter::new(Box::new(file)),
+            file: max_bytes.map(|max| (path.clone(), max)),
+            written,
+        })
+    }
+
+    fn line(&mut self, line: &str) {
+        if writeln!(self.out, "{line}").is_ok() {
+            self.written += line.len() as u64 + 1;
+        }
+    }
+
+    /// Flushes, and rotates the file when it has grown past its limit (only between
+    /// whole lines).
+    fn flush(&mut self) {
+        let _ = self.out.flush();
+        let Some((path, max)) = &self.file else {
+            return;
+        };
+        if self.written < *max {
+            return;
+        }
+        let mut old = path.clone().into_os_string();
+        old.push(".1");
+        let reopened = std::fs::rename(path, &old)
+            .and_then(|()| OpenOptions::new().create(true).append(true).open(path));
+        match reopened {
+            Ok(file) => {
+                self.out = BufWriter::new(Box::new(file));
+                self.written = 0;
+            }
+            // Keep appending to what is open rather than lose events.
+            Err(e) => tracing::warn!("cannot rotate the events file {}: {e}", path.display()),
+        }
+    }
+}
+
+/// Starts the writer for `path` (appended; rotated past `max_bytes`) or stdout.
 pub fn spawn(
     policy: Arc<Policy>,
     path: Option<PathBuf>,
+    max_bytes: Option<u64>,
 ) -> anyhow::Result<(PacketSink, LineSink, Writer)> {
-    let sink: Box<dyn Write + Send> = match &path {
-        Some(path) => Box::new(
-            OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .with_context(|| format!("cannot open the events file {}", path.display()))?,
-        ),
-        None => Box::new(std::io::stdout()),
-    };
+    let sink = Sink::open(path.as_ref(), max_bytes)?;
     let (tx, rx) = sync_channel::<Record>(QUEUE);
     let stop = Arc::new(AtomicBool::new(false));
     let stop_flag = stop.clone();
@@ -101,18 +155,13 @@ pub fn spawn(
 fn write_all(
     records: Receiver<Record>,
     mut formatter: EventFormatter,
-    sink: Box<dyn Write + Send>,
+    mut out: Sink,
     stop: &AtomicBool,
 ) {
-    let mut out = BufWriter::new(sink);
-    let mut write = |record: Record, out: &mut BufWriter<Box<dyn Write + Send>>| match record {
-        Record::Packet(event) => {
-            let _ = writeln!(out, "{}", formatter.to_json(&event));
-        }
+    let mut write = |record: Record, out: &mut Sink| match record {
+        Record::Packet(event) => out.line(&formatter.to_json(&event)),
         Record::Policy(policy) => formatter = EventFormatter::new(policy),
-        Record::Line(line) => {
-            let _ = writeln!(out, "{line}");
-        }
+        Record::Line(line) => out.line(&line),
     };
     loop {
         match records.recv_timeout(Duration::from_millis(100)) {
@@ -122,7 +171,7 @@ fn write_all(
                 while let Ok(record) = records.try_recv() {
                     write(record, &mut out);
                 }
-                let _ = out.flush();
+                out.flush();
             }
             Err(RecvTimeoutError::Timeout) if !stop.load(Ordering::Relaxed) => {}
             Err(_) => break,
@@ -131,5 +180,5 @@ fn write_all(
     while let Ok(record) = records.try_recv() {
         write(record, &mut out);
     }
-    let _ = out.flush();
+    out.flush();
 }

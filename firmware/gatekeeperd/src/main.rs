@@ -85,6 +85,10 @@ struct Args {
     /// Where to write events, one JSON object per line (appended); default stdout.
     #[arg(long, value_name = "PATH")]
     events: Option<PathBuf>,
+    /// Past this size the events file is renamed to PATH.1 (replacing the previous one)
+    /// and started again: at most about twice this much is kept (a box's storage).
+    #[arg(long, value_name = "BYTES", requires = "events")]
+    events_max_bytes: Option<u64>,
     /// When one port loses its link, take the other one down too, so that redundant
     /// paths notice; bring it back up when the link returns.
     #[arg(long)]
@@ -143,7 +147,8 @@ fn run(args: Args) -> anyhow::Result<()> {
     let policy = match &args.unsigned_policy {
         Some(path) => {
             let policy = unsigned_policy(path)?;
-            (packet_sink, line_sink, writer) = events::spawn(policy.clone(), args.events.clone())?;
+            (packet_sink, line_sink, writer) =
+                events::spawn(policy.clone(), args.events.clone(), args.events_max_bytes)?;
             events_for_policy = None;
             policy
         }
@@ -173,7 +178,8 @@ fn run(args: Args) -> anyhow::Result<()> {
                 }
             };
             let placeholder = Arc::new(args.on_failure.policy());
-            (packet_sink, line_sink, writer) = events::spawn(placeholder, args.events.clone())?;
+            (packet_sink, line_sink, writer) =
+                events::spawn(placeholder, args.events.clone(), args.events_max_bytes)?;
             let settings = Settings {
                 state,
                 trust,

@@ -498,3 +498,34 @@ action = "allow"
     assert_eq!(e["proto"], "icmpv6");
     assert_eq!(e["reason"], "no-rule");
 }
+
+#[test]
+fn the_events_file_is_rotated_past_its_limit() {
+    if !require_root() {
+        return;
+    }
+    let mut net = Net::new("events-rotate");
+    net.start_daemon(&policy("monitor", ""), &["--events-max-bytes", "2000"]);
+    // Every UDP port is a conversation of its own, reported once: about 300 bytes each
+    // (paced under the events' rate limit).
+    net.sh(
+        "intr",
+        &format!(
+            "python3 -c \"import socket, time; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+             for p in range(1000, 1040): s.sendto(b'x', ('{PLC}', p)); time.sleep(0.05)\""
+        ),
+    );
+    net.wait_event("the last conversation", |e| e["dport"] == 1039);
+    let current = std::fs::read_to_string(net.events_path()).unwrap();
+    let mut previous_path = net.events_path().into_os_string();
+    previous_path.push(".1");
+    let previous = std::fs::read_to_string(&previous_path).expect("events.jsonl.1 exists");
+    for text in [&current, &previous] {
+        assert!(text.len() < 2000 + 1000, "bounded: {} bytes", text.len());
+        for line in text.lines() {
+            serde_json::from_str::<serde_json::Value>(line)
+                .unwrap_or_else(|e| panic!("{e}: a whole line per event: {line}"));
+        }
+    }
+    assert!(current.contains("\"dport\":1039"), "the newest event is in the current file");
+}

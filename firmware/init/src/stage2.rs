@@ -57,6 +57,11 @@ extern "C" fn on_signal(sig: libc::c_int) {
 }
 
 /// What the box is doing about gatekeeperd.
+/// Where gatekeeperd writes its events (JSON lines), and the size past which it moves
+/// them to `events.jsonl.1`: at most about 8 MiB of the 64 MiB data partition.
+const EVENTS: &str = "/data/events.jsonl";
+const EVENTS_MAX_BYTES: u64 = 4 << 20;
+
 struct Daemon {
     board: Board,
     device_id: Option<String>,
@@ -96,6 +101,9 @@ impl Daemon {
             push(&mut a, "--device-id", id);
         }
         push(&mut a, "--ready-file", READY);
+        // Events on the data partition, bounded: the current file and one previous.
+        push(&mut a, "--events", EVENTS);
+        push(&mut a, "--events-max-bytes", &EVENTS_MAX_BYTES.to_string());
         if self.board.link_propagation {
             a.push("--link-propagation".into());
         }
@@ -120,7 +128,7 @@ impl Daemon {
             // A serial console shows escape codes as garbage.
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::null()) // events go to EVENTS
             .stderr(Stdio::inherit())
             .spawn()
         {
