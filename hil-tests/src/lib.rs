@@ -728,3 +728,27 @@ fn tail(text: &str, n: usize) -> &str {
     }
     &text[i..]
 }
+
+/// The Python with the real protocol peers (pymodbus …): `GK_PYTHON` (the Makefile sets
+/// it), else the venv `make venv` builds in `target/venv`.
+pub fn python() -> String {
+    if let Some(p) = std::env::var_os("GK_PYTHON") {
+        return p.to_string_lossy().into_owned();
+    }
+    let venv = repo().join("target/venv/bin/python3");
+    assert!(
+        venv.exists(),
+        "no Python with the protocol peers: run `make venv` (or set GK_PYTHON)"
+    );
+    venv.to_string_lossy().into_owned()
+}
+
+/// A peer script of the namespace tests (`firmware/gatekeeperd/tests/peers/`).
+pub fn peer(script: &str) -> PathBuf {
+    repo().join("firmware/gatekeeperd/tests/peers").join(script)
+}
+
+/// The published test-only signer that test images trust (`config/keys/`).
+pub fn test_signer_key() -> PathBuf {
+    repo().join("config/keys/test-only-signer-1.key")
+}
