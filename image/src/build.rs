@@ -64,6 +64,38 @@ pub struct Options {
     pub cache: PathBuf,
     /// U-Boot boards: a directory with idbloader.img and u-boot.itb.
     pub uboot_dir: Option<PathBuf>,
+    /// A variant name ([`check_variant`]), appended to the version as `+NAME`: the same
+    /// commit built as a different image (another root hash), e.g. an update to test.
+    pub variant: Option<String>,
+}
+
+/// A variant name is `[a-z0-9-]{1,32}`: it becomes part of the version, which the box
+/// prints, puts in file names and compares (systemd-boot orders by it).
+pub fn check_variant(name: &str) -> Result<String, String> {
+    if name.is_empty() || name.len() > 32 {
+        return Err(format!("{name:?}: a variant name has 1 to 32 characters"));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+    {
+        return Err(format!(
+            "{name:?}: {c:?} is not allowed in a variant name (only a-z, 0-9 and -)"
+        ));
+    }
+    Ok(name.to_string())
+}
+
+/// The version recorded everywhere (release.json, board.toml, the UKI's os-release, the
+/// manifest, the update header): `<crate version>+g<commit>[.dirty][+<variant>]`.
+pub fn version_string(git: &GitInfo, variant: Option<&str>) -> String {
+    let short = &git.commit[..git.commit.len().min(7)];
+    format!(
+        "{}+g{short}{}{}",
+        env!("CARGO_PKG_VERSION"),
+        if git.dirty { ".dirty" } else { "" },
+        variant.map(|v| format!("+{v}")).unwrap_or_default()
+    )
 }
 
 /// Progress lines on stderr: the time since the start, the step, its size.
@@ -282,12 +314,10 @@ pub fn build(o: &Options) -> Result<Built> {
     let signing = signing(o)?;
     tools::require(&needed_tools(&board))?;
     let git = git_info(&o.repo)?;
-    let short = &git.commit[..git.commit.len().min(7)];
-    let version = format!(
-        "{}+g{short}{}",
-        env!("CARGO_PKG_VERSION"),
-        if git.dirty { ".dirty" } else { "" }
-    );
+    if let Some(v) = &o.variant {
+        check_variant(v).map_err(anyhow::Error::msg)?;
+    }
+    let version = version_string(&git, o.variant.as_deref());
     progress.say(
         "board",
         format!(
@@ -689,7 +719,15 @@ pub fn build(o: &Options) -> Result<Built> {
     let data_img = work.join("data.img");
     let data_part = layout.part(disk::DATA);
     let mut c = tools::command("mkfs.ext4")?;
-    c.args(["-q", "-F", "-b", "4096", "-L", "gk-data", "-U"])
+    // MKE2FS_CONFIG=/dev/null (below) keeps the host's mke2fs.conf out, and with it the
+    // default features: name them. The journal is what makes the state directory's
+    // write-fsync-rename steps survive a power cut.
+    c.args(["-q", "-F", "-b", "4096", "-I", "256", "-L", "gk-data"])
+        .args([
+            "-O",
+            "has_journal,extent,flex_bg,metadata_csum,64bit,dir_nlink,extra_isize,huge_file",
+        ])
+        .arg("-U")
         .arg(guid::guid(&board.name, "gk-data-fs"))
         .arg("-E")
         .arg(format!(
@@ -1371,6 +1409,28 @@ mod tests {
         );
         assert_eq!(v["boot"].as_str(), Some("u-boot"));
         assert_eq!(v["watchdog"]["device"].as_str(), Some("/dev/watchdog0"));
+    }
+
+    #[test]
+    fn a_variant_is_appended_to_the_version_and_validated() {
+        let git = GitInfo {
+            commit: "1a2b3c4d5e6f".into(),
+            epoch: 0,
+            dirty: false,
+        };
+        let plain = version_string(&git, None);
+        assert_eq!(plain, format!("{}+g1a2b3c4", env!("CARGO_PKG_VERSION")));
+        assert_eq!(version_string(&git, Some("update")), plain + "+update");
+        let dirty = GitInfo { dirty: true, ..git };
+        assert!(version_string(&dirty, Some("x")).ends_with("+g1a2b3c4.dirty+x"));
+        assert_eq!(check_variant("update-2"), Ok("update-2".into()));
+        assert!(check_variant(&"a".repeat(32)).is_ok());
+        for bad in ["", "Update", "a b", "a+b", "a.b", "a/b", "ü"] {
+            assert!(check_variant(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_variant(&"a".repeat(33))
+            .unwrap_err()
+            .contains("1 to 32"));
     }
 
     #[test]

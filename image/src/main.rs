@@ -2,7 +2,7 @@
 //! repository, without root and without loop mounts (see `image/README.md`).
 //!
 //! - `gk-image build --board NAME [--profile prod|test|dev] [--trust DIR] [--key KEY]
-//!   --bin-dir DIR --out out/NAME` (driven by `make image`)
+//!   [--variant NAME] --bin-dir DIR --out out/NAME` (driven by `make image`)
 //! - `gk-image lock` pins the Debian packages of every board in `image/debian.lock`
 //! - `gk-image compare A B` says whether two disk images are identical, and where not
 //! - `gk-image arch --board NAME`, `gk-image boards`: for the Makefile
@@ -62,6 +62,10 @@ enum Cmd {
         /// U-Boot boards: directory with idbloader.img and u-boot.itb.
         #[arg(long)]
         uboot_dir: Option<PathBuf>,
+        /// Build a variant of this commit: `+NAME` is appended to the version everywhere
+        /// it is recorded (so the root hash differs), NAME being [a-z0-9-]{1,32}.
+        #[arg(long, value_name = "NAME", value_parser = build::check_variant)]
+        variant: Option<String>,
     },
     /// Pin the Debian packages of every board (apt's candidates) in image/debian.lock.
     Lock {
@@ -92,6 +96,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             out,
             cache: c,
             uboot_dir,
+            variant,
         } => {
             let o = build::Options {
                 repo: cli.repo.clone(),
@@ -103,6 +108,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 out,
                 cache: cache(c),
                 uboot_dir,
+                variant,
             };
             let built = build::build(&o)?;
             eprintln!(
