@@ -560,7 +560,16 @@ fn spawn_usb(running: Running, boot_good: Arc<AtomicBool>) -> mpsc::Receiver<Req
     let test = running.board.profile == Profile::Test;
     let spawned = std::thread::Builder::new().name("gk-usb".into()).spawn(move || {
         let mut scanner = usb::Scanner::new("/sys".into(), running.disk.disk.clone(), "/data/inbox".into(), test);
+        // An update found before READY waits for it; the stick is then read once more
+        // (it may stay in: a stick present at boot is found within a second or so of
+        // READY, on either side of it).
+        let mut deferred = false;
         loop {
+            if deferred && boot_good.load(Ordering::SeqCst) {
+                deferred = false;
+                say("USB: this boot is good now: reading the sticks again for the update that waited");
+                scanner.forget();
+            }
             let requests = scanner.poll(&mut |mnt| {
                 let files = usb::updates(mnt);
                 match update::pick(&files) {
@@ -570,7 +579,8 @@ fn spawn_usb(running: Running, boot_good: Arc<AtomicBool>) -> mpsc::Receiver<Req
                         Vec::new()
                     }
                     Ok(Some(_)) if !boot_good.load(Ordering::SeqCst) => {
-                        say("USB: update NOT taken: this boot has not reached READY yet (a trial boot must finish first)");
+                        say("USB: update not taken yet: this boot has not reached READY (a trial boot must finish first); the stick is read again once it has");
+                        deferred = true;
                         Vec::new()
                     }
                     Ok(Some(path)) => match update::apply(path, &running, &mut || {}) {

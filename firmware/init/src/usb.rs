@@ -200,6 +200,12 @@ impl Scanner {
         }
     }
 
+    /// Forgets every stick, so that the next poll reads each one again (once a trial
+    /// boot is good, for an update that had to wait for it).
+    pub fn forget(&mut self) {
+        self.seen.clear();
+    }
+
     /// One poll: handles new sticks; forgets removed ones (so a re-inserted stick is
     /// read again). `on_volume` applies updates; it gets the mounted directory.
     pub fn poll(&mut self, on_volume: &mut dyn FnMut(&Path) -> Vec<Request>) -> Vec<Request> {
