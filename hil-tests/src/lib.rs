@@ -654,13 +654,13 @@ impl Qmp {
     }
 }
 
-/// A FAT-formatted USB stick image holding `files` (name → bytes), built with mtools
+/// A FAT-formatted 64 MiB USB stick image (sparse) holding `files` (name → bytes), built with mtools
 /// (no loop mount).
 pub fn make_stick(path: &Path, files: &[(&str, &[u8])]) {
     let _ = fs::remove_file(path);
     let out = run(
         "mkfs.vfat",
-        &["-C", "-n", "GKSTICK", &path.to_string_lossy(), "16384"],
+        &["-C", "-n", "GKSTICK", &path.to_string_lossy(), "65536"],
     );
     assert!(out.status.success(), "mkfs.vfat: {}", stderr(&out));
     let staging = path.with_extension("files");
