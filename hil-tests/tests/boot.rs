@@ -24,10 +24,16 @@ fn boot_and_forward(test: &str, board: &str) -> Option<(Duration, Duration)> {
         if vm.plant.ping(PLC, 1) {
             break vm.uptime();
         }
-        assert!(Instant::now() < deadline, "no ping answered through the box");
+        assert!(
+            Instant::now() < deadline,
+            "no ping answered through the box"
+        );
     };
     // A new box says it runs the factory default.
-    assert!(vm.console().contains("FACTORY DEFAULT"), "factory default on the console");
+    assert!(
+        vm.console().contains("FACTORY DEFAULT"),
+        "factory default on the console"
+    );
     eprintln!(
         "{board}: boot to READY {:.1} s, to the first forwarded ping {:.1} s",
         ready.as_secs_f64(),

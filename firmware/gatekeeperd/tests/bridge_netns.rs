@@ -527,5 +527,8 @@ fn the_events_file_is_rotated_past_its_limit() {
                 .unwrap_or_else(|e| panic!("{e}: a whole line per event: {line}"));
         }
     }
-    assert!(current.contains("\"dport\":1039"), "the newest event is in the current file");
+    assert!(
+        current.contains("\"dport\":1039"),
+        "the newest event is in the current file"
+    );
 }
