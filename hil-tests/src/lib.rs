@@ -752,3 +752,77 @@ pub fn peer(script: &str) -> PathBuf {
 pub fn test_signer_key() -> PathBuf {
     repo().join("config/keys/test-only-signer-1.key")
 }
+
+impl Vm {
+    /// Cuts the power and returns the VM's whole disk as a raw file in the evidence
+    /// directory (the overlay converted; the image itself is untouched).
+    pub fn disk_after_power_cut(&mut self) -> PathBuf {
+        self.power_cut();
+        let raw = self.dir.join("disk-after.raw");
+        let out = run(
+            "qemu-img",
+            &[
+                "convert",
+                "-f",
+                "qcow2",
+                "-O",
+                "raw",
+                &self.overlay.to_string_lossy(),
+                &raw.to_string_lossy(),
+            ],
+        );
+        assert!(out.status.success(), "qemu-img convert: {}", stderr(&out));
+        raw
+    }
+}
+
+impl Image {
+    /// Where partition `name` (`gk-esp`, `gk-data` …) starts and how long it is, in
+    /// bytes, from the manifest.
+    pub fn partition(&self, name: &str) -> (u64, u64) {
+        let manifest = self.manifest();
+        let p = manifest["partitions"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["name"] == name))
+            .unwrap_or_else(|| panic!("manifest.json lists no partition {name}"));
+        let field = |k: &str| p[k].as_u64().unwrap_or_else(|| panic!("{name}: no {k}"));
+        (field("first_lba") * 512, field("sectors") * 512)
+    }
+}
+
+/// Copies the data partition's `state/` directory (the bundle in force, the ratchet, the
+/// audit log) out of a raw disk with e2fsck (the journal replayed) and debugfs (no
+/// mount), into `into`.
+pub fn state_dir_of(raw: &Path, image: &Image, into: &Path) -> PathBuf {
+    use std::io::{Read, Seek, SeekFrom};
+    let (offset, len) = image.partition("gk-data");
+    let part = raw.with_extension("data.img");
+    let mut src = fs::File::open(raw).expect("raw disk");
+    src.seek(SeekFrom::Start(offset)).expect("seek");
+    let mut dst = fs::File::create(&part).expect("partition file");
+    std::io::copy(&mut src.take(len), &mut dst).expect("copy the data partition");
+    // After a power cut the newest writes may sit in the journal only: replay it (as the
+    // kernel would at the next mount) before reading files. e2fsck exits 1 when it fixed
+    // something, which a replay is.
+    let out = run("e2fsck", &["-fy", &part.to_string_lossy()]);
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "e2fsck on the data partition: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        stderr(&out)
+    );
+    fs::write(raw.with_extension("e2fsck.log"), &out.stdout).ok();
+    let _ = fs::remove_dir_all(into);
+    fs::create_dir_all(into).expect("state copy");
+    let out = run(
+        "debugfs",
+        &[
+            "-R",
+            &format!("rdump /state {}", into.display()),
+            &part.to_string_lossy(),
+        ],
+    );
+    assert!(out.status.success(), "debugfs: {}", stderr(&out));
+    let _ = fs::remove_file(&part);
+    into.join("state")
+}

@@ -1,0 +1,196 @@
+//! The bundle lifecycle on the real image: bad bundles on a USB stick are refused and the
+//! policy in force stays; the policy survives a reboot (a reset: no clean shutdown) and
+//! the audit log's chain is intact, read off the data partition afterwards.
+
+use std::time::Duration;
+
+use gk_bundle::format::{self, Metadata};
+use gk_bundle::keys::SecretKey;
+use gk_hil::{make_stick, require, state_dir_of, test_signer_key, Vm, PLC};
+use serde_json::json;
+use time::OffsetDateTime;
+
+const BOOT: Duration = Duration::from_secs(180);
+
+/// Ping and TCP 502 from the HMI are allowed; TCP 8080 is not.
+const POLICY: &str = r#"schema = 1
+[gatekeeper]
+name = "hil-lifecycle"
+mode = "enforce"
+[hosts.plc]
+ip = "10.10.0.10"
+[hosts.hmi]
+ip = "10.10.0.21"
+[[rule]]
+name = "hmi-ping"
+from = "hmi"
+to = "plc"
+proto = "icmp"
+icmp = ["echo-request"]
+action = "allow"
+[[rule]]
+name = "hmi-502"
+from = "hmi"
+to = "plc"
+proto = "tcp"
+ports = [502]
+action = "allow"
+"#;
+
+fn key() -> SecretKey {
+    SecretKey::from_file_text(&std::fs::read_to_string(test_signer_key()).expect("test key"))
+        .expect("a test key")
+}
+
+fn bundle(serial: u64, edit: impl FnOnce(&mut Metadata)) -> Vec<u8> {
+    let mut meta = Metadata::new(serial, OffsetDateTime::now_utc());
+    meta.confirm_window = Some(Duration::from_secs(900));
+    edit(&mut meta);
+    format::build(&meta, POLICY, &key())
+}
+
+/// Whether a TCP connection from the HMI to the PLC's `port` is accepted.
+fn connects(vm: &Vm, port: u16) -> bool {
+    vm.plant
+        .sh(&format!(
+            "python3 -c \"import socket; socket.create_connection(('{PLC}', {port}), timeout=3).close()\""
+        ))
+        .status
+        .success()
+}
+
+/// What the policy in force lets through: (ping, TCP 502, TCP 8080).
+fn enforced(vm: &Vm) -> (bool, bool, bool) {
+    (vm.plant.ping(PLC, 2), connects(vm, 502), connects(vm, 8080))
+}
+
+#[test]
+fn bad_bundles_on_usb_are_refused_and_the_policy_survives_a_reset_with_its_audit_log() {
+    let Some(image) = require("qemu-x86_64") else {
+        return;
+    };
+    let mut vm = Vm::boot("lifecycle", &image, Default::default());
+    vm.wait_console("GATEKEEPER READY", BOOT);
+    let listeners = [502u16, 8080].map(|port| {
+        vm.asset.spawn(
+            &format!(
+                "exec python3 -c \"import socket; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('0.0.0.0', {port})); s.listen(8)\nwhile True: s.accept()[0].close()\""
+            ),
+            &vm.dir.join(format!("listen-{port}.log")),
+        )
+    });
+    std::thread::sleep(Duration::from_secs(1));
+
+    // A good bundle on a stick, confirmed by its health check (the box has no shell for
+    // `gkctl confirm`).
+    let good = {
+        let mut meta = Metadata::new(5, OffsetDateTime::now_utc());
+        meta.comment = Some("good".into());
+        let policy = format!(
+            "{POLICY}[[health]]\nname = \"hmi-502\"\nfrom = \"hmi\"\nto = \"plc\"\nproto = \"tcp\"\nports = [502]\nwithin = 300\n"
+        );
+        format::build(&meta, &policy, &key())
+    };
+    let stick = vm.dir.join("good.img");
+    make_stick(&stick, &[("good.gkb", &good)]);
+    let from = vm.console().len();
+    vm.plug_stick("good", &stick);
+    vm.wait_console_from(from, "bundle serial 5 is in force", BOOT);
+    assert!(connects(&vm, 502), "the health check's traffic");
+    vm.wait_console_from(from, "bundle confirmed", Duration::from_secs(60));
+    vm.unplug_stick("good");
+    assert_eq!(enforced(&vm), (true, true, false), "serial 5 in force");
+
+    // Four bad bundles on one stick.
+    let mut tampered = bundle(6, |_| {});
+    let at = tampered.len() - 5;
+    tampered[at] ^= 0x01;
+    let older = bundle(3, |_| {});
+    let wrong_device = bundle(7, |m| m.devices = vec!["some-other-box".into()]);
+    let expired = bundle(8, |m| {
+        m.created = OffsetDateTime::now_utc() - Duration::from_secs(2 * 86_400);
+        m.expires = Some(OffsetDateTime::now_utc() - Duration::from_secs(86_400));
+    });
+    let stick = vm.dir.join("bad.img");
+    make_stick(
+        &stick,
+        &[
+            ("tampered.gkb", &tampered),
+            ("older.gkb", &older),
+            ("wrong-device.gkb", &wrong_device),
+            ("expired.gkb", &expired),
+        ],
+    );
+    let from = vm.console().len();
+    vm.plug_stick("bad", &stick);
+    for (file, code) in [
+        ("tampered.gkb", "bad-signature"),
+        ("older.gkb", "rollback"),
+        ("wrong-device.gkb", "wrong-device"),
+        ("expired.gkb", "expired"),
+    ] {
+        let (_, at) = vm.wait_console_from(from, &format!("({file})"), Duration::from_secs(60));
+        let console = vm.console();
+        let line_end = console[at..].find('\n').map_or(console.len(), |i| at + i);
+        let line_start = console[..at].rfind('\n').map_or(0, |i| i + 1);
+        let line = &console[line_start..line_end];
+        assert!(
+            line.contains(&format!("bundle refused ({code})")),
+            "{file}: {line}"
+        );
+    }
+    assert_eq!(
+        enforced(&vm),
+        (true, true, false),
+        "serial 5 stays in force"
+    );
+
+    // A reset (no clean shutdown): the box comes back with serial 5.
+    let from = vm.console().len();
+    vm.qmp("system_reset", json!({}));
+    vm.wait_console_from(from, "GATEKEEPER READY", BOOT);
+    let after = &vm.console()[from..];
+    assert!(
+        after.contains("the bundle in force") && after.contains("serial=5"),
+        "serial 5 restored from the data partition:\n{after}"
+    );
+    assert!(!after.contains("FACTORY DEFAULT"), "not a new box any more");
+    assert_eq!(
+        enforced(&vm),
+        (true, true, false),
+        "serial 5 enforced after the reset"
+    );
+    for mut l in listeners {
+        let _ = l.kill();
+        let _ = l.wait();
+    }
+
+    // The audit log, read off the disk, verifies and tells the whole story.
+    let raw = vm.disk_after_power_cut();
+    let state = state_dir_of(&raw, &image, &vm.dir.join("state-after"));
+    let _ = std::fs::remove_file(&raw);
+    let report = gk_bundle::state::audit_verify(&state).expect("the audit log");
+    assert!(report.is_intact(), "the audit chain is intact: {report:?}");
+    let entries: Vec<_> = report.valid_entries().collect();
+    let confirmed = |outcome: &str| {
+        entries
+            .iter()
+            .any(|e| e.serial == Some(5) && e.outcome == outcome)
+    };
+    assert!(
+        confirmed("pending") && confirmed("confirmed"),
+        "{entries:?}"
+    );
+    // Every refusal is audited with its reason (serials are not recorded for refusals).
+    let refusals: Vec<&str> = entries
+        .iter()
+        .filter(|e| e.outcome == "refused")
+        .filter_map(|e| e.reason.as_deref())
+        .collect();
+    for code in ["bad-signature", "rollback", "wrong-device", "expired"] {
+        assert!(
+            refusals.iter().any(|r| r.starts_with(code)),
+            "{code} audited: {refusals:?}"
+        );
+    }
+}
