@@ -124,6 +124,13 @@ def main():
             ok = connection.interrogation(
                 common_address=int(arg or 1), wait_for_response=True
             )
+            # c104 now and then misses its own activation confirmation on a busy machine
+            # while the interrogated data does arrive (a refused C_IC_NA_1 would have reset
+            # the connection): ask once more on the same, still open, connection.
+            if not ok and connection.state == c104.ConnectionState.OPEN:
+                ok = connection.interrogation(
+                    common_address=int(arg or 1), wait_for_response=True
+                )
         elif name == "read":
             ok = monitoring[int(arg)].read()
         elif name == "cmd":
