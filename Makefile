@@ -85,9 +85,12 @@ hil: deps-test venv deps-qemu
 	@for b in $(HIL_BOARDS); do $(MAKE) --no-print-directory image BOARD=$$b PROFILE=test || exit 1; done
 	@# tests/update.rs installs the same commit as an update (version +update, another root
 	@# hash): the binaries the loop built, so this is the image build alone (about 10 s).
+	@# +aaa sorts below +update as a version: installed second, it must still boot.
 	@arch=$$($(GK_IMAGE) arch --board qemu-x86_64) && \
 	  $(GK_IMAGE) build --board qemu-x86_64 --profile test --variant update \
-	    --bin-dir target/$$arch-unknown-linux-musl/release --out out/hil-update/qemu-x86_64
+	    --bin-dir target/$$arch-unknown-linux-musl/release --out out/hil-update/qemu-x86_64 && \
+	  $(GK_IMAGE) build --board qemu-x86_64 --profile test --variant aaa \
+	    --bin-dir target/$$arch-unknown-linux-musl/release --out out/hil-update-aaa/qemu-x86_64
 	GK_PYTHON=$(abspath $(PYTHON)) $(CARGO) test --locked -p gk-hil -- --test-threads=1
 
 # The demo doubles as a smoke test (it exits 1 when a step does not turn out as the

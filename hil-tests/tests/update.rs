@@ -5,8 +5,11 @@
 //!
 //! The update is `out/hil-update/<board>/update.gku`: the same commit built with
 //! `gk-image build --variant update` (`make hil` builds it), so that its version and
-//! root hash differ from the installed image's. Each test boots its own VM; run them one
-//! at a time (`make hil` does).
+//! root hash differ from the installed image's. A second one,
+//! `out/hil-update-aaa/<board>/update.gku` (`--variant aaa`), has a version that sorts
+//! *below* `+update`: installed over it, it must still be the entry that boots
+//! (systemd-boot orders our entries by the install counter in the file name, not by
+//! version). Each test boots its own VM; run them one at a time (`make hil` does).
 
 use std::fs;
 use std::io::{BufReader, Cursor};
@@ -29,16 +32,27 @@ const FIRMWARE_BOOT: &str = "BdsDxe: starting Boot";
 
 /// The update built from this commit with `--variant update`, next to the image's `out/`.
 fn update_file(image: &Image) -> PathBuf {
+    variant_update_file(image, "update")
+}
+
+/// The update built from this commit with `--variant <variant>`:
+/// `out/hil-update/<board>/` for `update`, `out/hil-update-<variant>/<board>/` for others.
+fn variant_update_file(image: &Image, variant: &str) -> PathBuf {
+    let dir = if variant == "update" {
+        "hil-update".to_string()
+    } else {
+        format!("hil-update-{variant}")
+    };
     let file = image
         .dir
         .parent()
         .expect("out/<board> has a parent")
-        .join("hil-update")
+        .join(&dir)
         .join(&image.board)
         .join("update.gku");
     assert!(
         file.is_file(),
-        "no {}: run `make hil` (it builds out/hil-update/{} with `gk-image build --variant update`)",
+        "no {}: run `make hil` (it builds out/{dir}/{} with `gk-image build --variant {variant}`)",
         file.display(),
         image.board
     );
@@ -364,5 +378,127 @@ fn an_update_that_never_reaches_ready_falls_back_to_the_previous_slot() {
             .join(", "),
         back.as_secs_f64(),
         boots - 1
+    );
+}
+
+/// systemd-boot 252 orders entries with tries left by os-release sort key and version
+/// before the file name; the UKI's `.osrel` has neither (image/src/build.rs,
+/// `os_release`), so the install counter decides. `…+aaa` is below `…+update` as a
+/// version (`strverscmp`: `aaa` < `update`): with a version in the `.osrel`, the second
+/// update would stay `+3`, untried, and slot b would boot again.
+#[test]
+fn an_update_whose_version_sorts_lower_is_still_tried_and_kept() {
+    let Some(image) = require(BOARD) else {
+        return;
+    };
+    let test = "update-lower-version";
+    let first = fs::read(update_file(&image)).expect("update.gku (+update)");
+    let second = fs::read(variant_update_file(&image, "aaa")).expect("update.gku (+aaa)");
+    let v1 = read_update(&first).info.version;
+    let v2 = read_update(&second).info.version;
+    let old = installed_version(&image);
+    assert!(
+        v1 == format!("{old}+update") && v2 == format!("{old}+aaa"),
+        "the updates ({v1}, {v2}) are the installed image ({old}) as variants update and aaa"
+    );
+
+    // 1. +update into slot b (install counter 2), kept.
+    let (mut vm, at, plugged) = boot_and_plug(test, &image, &first);
+    let (_, at) = vm.wait_console_from(
+        at,
+        &format!("update {v1} installed in slot b; rebooting into it"),
+        Duration::from_secs(120),
+    );
+    let (_, at) = vm.wait_console_from(at, FIRMWARE_BOOT, Duration::from_secs(60));
+    let (_, at) = vm.wait_console_from(at, "stage 2: slot b", BOOT);
+    let (_, at) = vm.wait_console_from(at, &format!("GATEKEEPER READY {v1} {BOARD}"), BOOT);
+    let first_ready = plugged.elapsed();
+    let (_, at) = vm.wait_console_from(
+        at,
+        "boot of slot b marked good: gatekeeper-2-b+2-1.efi -> gatekeeper-2-b.efi",
+        Duration::from_secs(30),
+    );
+    let (_, at) = vm.wait_console_from(
+        at,
+        "not taken: this box already runs it",
+        Duration::from_secs(60),
+    );
+    eprintln!(
+        "{test}: plug -> READY {v1} on slot b {:.1} s",
+        first_ready.as_secs_f64()
+    );
+
+    // 2. +aaa, a lower version, into slot a (install counter 3): it must boot.
+    vm.unplug_stick("stick0");
+    // The init polls the sticks every 2 s and knows them by disk name: a stick swapped
+    // faster than that comes back as the same `sda` and is not read. Let it see none.
+    std::thread::sleep(scaled(Duration::from_secs(5)));
+    let stick = vm.dir.join("stick-aaa.img");
+    make_stick(&stick, &[("update.gku", &second)]);
+    let plugged = Instant::now();
+    vm.plug_stick("stick1", &stick);
+    let (_, at) = vm.wait_console_from(
+        at,
+        &format!("update {v2} for {BOARD}"),
+        Duration::from_secs(60),
+    );
+    assert!(
+        line_at(&vm.console(), at).contains("installing into slot a"),
+        "{:?}",
+        line_at(&vm.console(), at)
+    );
+    let (_, at) = vm.wait_console_from(
+        at,
+        "boot entry gatekeeper-3-a+3.efi written (3 tries)",
+        Duration::from_secs(120),
+    );
+    let (_, at) = vm.wait_console_from(
+        at,
+        &format!("update {v2} installed in slot a; rebooting into it"),
+        Duration::from_secs(120),
+    );
+    let installed = plugged.elapsed();
+    let (_, at) = vm.wait_console_from(at, FIRMWARE_BOOT, Duration::from_secs(60));
+    let (_, at) = vm.wait_console_from(at, "stage 2: slot", BOOT);
+    let line = line_at(&vm.console(), at);
+    assert!(
+        line.contains("stage 2: slot a"),
+        "systemd-boot booted {line:?}: the entry installed last (gatekeeper-3-a+3.efi, \
+         version {v2}) must boot, not slot b's gatekeeper-2-b.efi ({v1})"
+    );
+    let (_, at) = vm.wait_console_from(at, &format!("GATEKEEPER READY {v2} {BOARD}"), BOOT);
+    let ready = plugged.elapsed();
+    let ready_at = at;
+    let (_, at) = vm.wait_console_from(
+        at,
+        "boot of slot a marked good: gatekeeper-3-a+2-1.efi -> gatekeeper-3-a.efi",
+        Duration::from_secs(30),
+    );
+    let (_, at) = vm.wait_console_from(
+        at,
+        "not taken: this box already runs it",
+        Duration::from_secs(60),
+    );
+    stays_up(&vm, at);
+    let console = vm.console();
+    assert_eq!(
+        console[ready_at..].matches("GATEKEEPER READY").count(),
+        0,
+        "READY once on slot a with {v2}"
+    );
+    assert_eq!(
+        console.matches(FIRMWARE_BOOT).count(),
+        3,
+        "three boots: slot a, slot b (+update), slot a (+aaa)"
+    );
+    assert_eq!(
+        esp_ukis(&mut vm, &image),
+        ["gatekeeper-2-b.efi", "gatekeeper-3-a.efi"],
+        "slot b's entry and slot a's new one, marked good"
+    );
+    eprintln!(
+        "{test}: second plug -> installed and rebooting {:.1} s, second plug -> READY {v2} on slot a {:.1} s",
+        installed.as_secs_f64(),
+        ready.as_secs_f64()
     );
 }

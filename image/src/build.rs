@@ -70,7 +70,7 @@ pub struct Options {
 }
 
 /// A variant name is `[a-z0-9-]{1,32}`: it becomes part of the version, which the box
-/// prints, puts in file names and compares (systemd-boot orders by it).
+/// prints and compares (and the UKI's `PRETTY_NAME`; nothing orders boot entries by it).
 pub fn check_variant(name: &str) -> Result<String, String> {
     if name.is_empty() || name.len() > 32 {
         return Err(format!("{name:?}: a variant name has 1 to 32 characters"));
@@ -1036,14 +1036,35 @@ pub fn board_toml(
     t
 }
 
+/// The UKI's `.osrel`. systemd-boot (252, `config_entry_compare`) orders type #2 entries
+/// by: no tries left last; then, if *both* have a sort key (`IMAGE_ID`, else `ID`), by
+/// the key and by the version (`IMAGE_VERSION`, else `VERSION`, `VERSION_ID`,
+/// `BUILD_ID`), newest first; then by the file name, newest first (`strverscmp`-like:
+/// `gatekeeper-10-a` before `gatekeeper-9-b`). Our versions are `0.1.0+g<commit>`,
+/// which would order two commits by their hash digits and put a downgrade below the
+/// running slot, where it would never be tried. So the `.osrel` has none of those six
+/// fields: no sort key, and the install counter in the file name
+/// (`gatekeeper-<N>-<slot>`) alone decides — the most recently installed entry with
+/// tries left boots. systemd-boot only needs a name (`PRETTY_NAME`, shown, else `NAME`)
+/// to list the entry; the version is kept in `GATEKEEPER_VERSION`, which nothing orders by.
 fn os_release(board: &Board, version: &str) -> String {
     format!(
-        "NAME=\"gatekeeper\"\nID=gatekeeper\nPRETTY_NAME=\"gatekeeper {version} ({})\"\nIMAGE_ID=gatekeeper-{}\nIMAGE_VERSION={version}\nVERSION_ID={}\n",
-        board.name,
-        board.name,
-        env!("CARGO_PKG_VERSION")
+        "NAME=\"gatekeeper\"\nPRETTY_NAME=\"gatekeeper {version} ({})\"\nGATEKEEPER_BOARD={}\nGATEKEEPER_VERSION={version}\n",
+        board.name, board.name,
     )
 }
+
+/// The os-release fields systemd-boot takes a sort key or a version from
+/// (`bootspec_pick_name_version_sort_key`): none of them may be in [`os_release`].
+#[cfg(test)]
+const SDBOOT_ORDER_FIELDS: [&str; 6] = [
+    "IMAGE_ID",
+    "ID",
+    "IMAGE_VERSION",
+    "VERSION",
+    "VERSION_ID",
+    "BUILD_ID",
+];
 
 fn syslinux_cfg(board: &Board, cmdline: &str) -> String {
     // Slot B's label is written by whoever installs an update into /gk/b/.
@@ -1431,6 +1452,34 @@ mod tests {
         assert!(check_variant(&"a".repeat(33))
             .unwrap_err()
             .contains("1 to 32"));
+    }
+
+    #[test]
+    fn the_uki_os_release_gives_systemd_boot_no_sort_key_and_no_version() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bsp");
+        let board = bsp::load(&dir, "qemu-x86_64").unwrap();
+        let text = os_release(&board, "0.1.0+g1a2b3c4+update");
+        let keys: Vec<&str> = text
+            .lines()
+            .map(|l| l.split_once('=').expect("KEY=value").0)
+            .collect();
+        for k in SDBOOT_ORDER_FIELDS {
+            assert!(!keys.contains(&k), "{k} in the .osrel:\n{text}");
+        }
+        // systemd-boot skips an entry without a name; PRETTY_NAME is the one shown.
+        assert!(
+            keys.contains(&"PRETTY_NAME") && keys.contains(&"NAME"),
+            "{text}"
+        );
+        assert!(
+            text.contains("PRETTY_NAME=\"gatekeeper 0.1.0+g1a2b3c4+update (qemu-x86_64)\"\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("GATEKEEPER_VERSION=0.1.0+g1a2b3c4+update\n"),
+            "{text}"
+        );
+        assert!(text.ends_with('\n'));
     }
 
     #[test]
