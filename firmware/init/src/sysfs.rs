@@ -178,6 +178,9 @@ pub fn is_removable_or_usb(sys: &Path, disk: &str) -> bool {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stick {
     pub disk: String,
+    /// What tells this insertion from the next one in the same slot: the kernel's
+    /// `diskseq` (new for every disk and every medium change), else the size.
+    pub insertion: String,
     /// Kernel names of what to mount, in order.
     pub volumes: Vec<String>,
 }
@@ -219,7 +222,14 @@ pub fn sticks(sys: &Path, boot_disk: &str) -> Vec<Stick> {
             } else {
                 parts
             };
-            Some(Stick { disk, volumes })
+            let insertion = read_trim(&e.path().join("diskseq"))
+                .map(|seq| format!("{disk}#{seq}"))
+                .unwrap_or_else(|| format!("{disk}/{size}"));
+            Some(Stick {
+                disk,
+                insertion,
+                volumes,
+            })
         })
         .collect();
     out.sort_by(|a, b| a.disk.cmp(&b.disk));
@@ -574,16 +584,23 @@ mod tests {
             &t.0.join("devices/pci0000:00/usb3/3-1/block/sdd/size"),
             "0\n",
         );
+        // sdb is a kernel with diskseq, sdc one without (the size stands in).
+        write(
+            &t.0.join("devices/pci0000:00/0000:00:14.0/usb2/2-1/block/sdb/diskseq"),
+            "17\n",
+        );
         let s = sticks(&t.0, "sda");
         assert_eq!(
             s,
             vec![
                 Stick {
                     disk: "sdb".into(),
+                    insertion: "sdb#17".into(),
                     volumes: vec!["sdb1".into(), "sdb2".into()]
                 },
                 Stick {
                     disk: "sdc".into(),
+                    insertion: "sdc/2097152".into(),
                     volumes: vec!["sdc".into()]
                 },
             ]

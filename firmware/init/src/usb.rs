@@ -210,11 +210,13 @@ impl Scanner {
     /// read again). `on_volume` applies updates; it gets the mounted directory.
     pub fn poll(&mut self, on_volume: &mut dyn FnMut(&Path) -> Vec<Request>) -> Vec<Request> {
         let sticks = crate::sysfs::sticks(&self.sys, &self.boot_disk);
-        let present: BTreeSet<String> = sticks.iter().map(|s| s.disk.clone()).collect();
+        // By insertion, not by name: a stick swapped for another between two polls comes
+        // back as the same `sda`, with a new diskseq.
+        let present: BTreeSet<String> = sticks.iter().map(|s| s.insertion.clone()).collect();
         self.seen.retain(|d| present.contains(d));
         let mut out = Vec::new();
         for stick in sticks {
-            if !self.seen.insert(stick.disk.clone()) {
+            if !self.seen.insert(stick.insertion.clone()) {
                 continue;
             }
             say(&format!(
