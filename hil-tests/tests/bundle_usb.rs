@@ -82,10 +82,20 @@ fn tcp_connects(side: &Side, port: u16) -> bool {
 
 #[test]
 fn a_bundle_on_usb_is_applied_and_enforced_against_real_peers() {
-    let Some(image) = require("qemu-x86_64") else {
+    bundle_on_usb("bundle-usb", "qemu-x86_64");
+}
+
+/// The same on the ARM64 image (TCG on ARM is slower; the scenario is the same).
+#[test]
+fn qemu_aarch64_applies_a_bundle_from_usb_and_enforces_it() {
+    bundle_on_usb("bundle-usb-aarch64", "qemu-aarch64");
+}
+
+fn bundle_on_usb(test: &str, board: &str) {
+    let Some(image) = require(board) else {
         return;
     };
-    let mut vm = Vm::boot("bundle-usb", &image, Default::default());
+    let mut vm = Vm::boot(test, &image, Default::default());
     vm.wait_console("GATEKEEPER READY", Duration::from_secs(180));
     let server_log = vm.dir.join("modbus-server.log");
     let server = format!(
@@ -148,7 +158,7 @@ fn a_bundle_on_usb_is_applied_and_enforced_against_real_peers() {
     assert!(vm.plant.ping(PLC, 2), "ping is allowed");
     assert!(!tcp_connects(&vm.plant, 8080), "TCP 8080 stays closed");
     eprintln!(
-        "bundle on USB: in force {:.1} s after plugging the stick",
+        "{board}: bundle on USB in force {:.1} s after plugging the stick",
         in_force.as_secs_f64()
     );
     for mut c in children {

@@ -194,3 +194,87 @@ fn bad_bundles_on_usb_are_refused_and_the_policy_survives_a_reset_with_its_audit
         );
     }
 }
+
+#[test]
+fn a_power_cut_during_an_apply_leaves_the_old_or_the_new_bundle_never_nothing() {
+    let Some(image) = require("qemu-x86_64") else {
+        return;
+    };
+    let mut vm = Vm::boot("power-cut", &image, Default::default());
+    vm.wait_console("GATEKEEPER READY", BOOT);
+    let listeners = [502u16, 8080].map(|port| {
+        vm.asset.spawn(
+            &format!(
+                "exec python3 -c \"import socket; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('0.0.0.0', {port})); s.listen(8)\nwhile True: s.accept()[0].close()\""
+            ),
+            &vm.dir.join(format!("listen-{port}.log")),
+        )
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let health = "[[health]]\nname = \"hmi-502\"\nfrom = \"hmi\"\nto = \"plc\"\nproto = \"tcp\"\nports = [502]\nwithin = 300\n";
+    // The old policy allows TCP 502; the new ones 502 and 8080: what passes tells them
+    // apart, and neither is "nothing" (fail-closed) or "everything" (factory default).
+    let old = {
+        let meta = Metadata::new(5, OffsetDateTime::now_utc());
+        format::build(&meta, &format!("{POLICY}{health}"), &key())
+    };
+    let stick = vm.dir.join("old.img");
+    make_stick(&stick, &[("old.gkb", &old)]);
+    let from = vm.console().len();
+    vm.plug_stick("old", &stick);
+    vm.wait_console_from(from, "bundle serial 5 is in force", BOOT);
+    assert!(connects(&vm, 502));
+    vm.wait_console_from(from, "bundle confirmed", Duration::from_secs(60));
+    vm.unplug_stick("old");
+    let old_policy = (true, true, false);
+    let new_policy = (true, true, true);
+    assert_eq!(enforced(&vm), old_policy);
+
+    let mut outcomes = Vec::new();
+    // Cut the power at different moments of the apply: as the stick is read, while the
+    // bundle is verified and stored, and once it is pending.
+    for (round, delay_ms) in [0u64, 300, 1200].into_iter().enumerate() {
+        let serial = 6 + round as u64;
+        let new_text = format!(
+            "{}[[rule]]\nname = \"hmi-8080\"\nfrom = \"hmi\"\nto = \"plc\"\nproto = \"tcp\"\nports = [8080]\naction = \"allow\"\n{health}",
+            POLICY.replace("hil-lifecycle", &format!("hil-new-{serial}"))
+        );
+        let bundle = format::build(
+            &Metadata::new(serial, OffsetDateTime::now_utc()),
+            &new_text,
+            &key(),
+        );
+        let stick = vm.dir.join(format!("new-{serial}.img"));
+        make_stick(&stick, &[(&format!("new-{serial}.gkb"), &bundle)]);
+        let from = vm.console().len();
+        let id = format!("new{serial}");
+        vm.plug_stick(&id, &stick);
+        vm.wait_console_from(from, " inserted (", Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        vm.unplug_stick(&id);
+        vm.qmp("system_reset", serde_json::json!({}));
+        let (_, at) = vm.wait_console_from(from, "stage 1: gatekeeper", BOOT);
+        vm.wait_console_from(at, "GATEKEEPER READY", BOOT);
+        let after = enforced(&vm);
+        assert!(
+            after == old_policy || after == new_policy,
+            "round {round} (cut {delay_ms} ms after the stick was seen): (ping, 502, 8080) = {after:?}: neither the old nor the new bundle"
+        );
+        assert!(
+            !vm.console()[at..].contains("FACTORY DEFAULT"),
+            "round {round}: the box forgot its bundles"
+        );
+        outcomes.push((delay_ms, if after == old_policy { "old" } else { "new" }));
+    }
+    for mut l in listeners {
+        let _ = l.kill();
+        let _ = l.wait();
+    }
+    // The audit log survived all three cuts.
+    let raw = vm.disk_after_power_cut();
+    let state = state_dir_of(&raw, &image, &vm.dir.join("state-after"));
+    let _ = std::fs::remove_file(&raw);
+    let report = gk_bundle::state::audit_verify(&state).expect("the audit log");
+    assert!(report.is_intact(), "the audit chain is intact: {report:?}");
+    eprintln!("power cuts during an apply, (delay, bundle in force after): {outcomes:?}");
+}
