@@ -70,6 +70,9 @@ struct Daemon {
     /// Test hook `crash-loop`: starts fail until the crash loop.
     sabotage: bool,
     ready_seen: bool,
+    /// `dev` images: the busybox shell on the console (started once READY, again when
+    /// it exits). Production and test images have no shell at all.
+    shell: Option<Pid>,
 }
 
 impl Daemon {
@@ -278,6 +281,7 @@ pub fn run() -> String {
         pid: None,
         sabotage: false,
         ready_seen: false,
+        shell: None,
     };
     let running = Running {
         board: board.clone(),
@@ -342,6 +346,10 @@ pub fn run() -> String {
                 }
                 Request::Reboot => return shutdown(&mut d, wd, false),
             }
+        }
+
+        if d.board.profile == Profile::Dev && d.ready_seen && d.shell.is_none() {
+            d.shell = dev_shell();
         }
 
         if d.sup.start_due(now) {
@@ -440,12 +448,39 @@ fn status_line(d: &Daemon, now: Instant) -> String {
     )
 }
 
+/// A busybox shell on the console (the `dev` profile only).
+fn dev_shell() -> Option<Pid> {
+    match Command::new(DEV_SHELL)
+        .env("PATH", "/bin:/usr/bin:/sbin")
+        .env("PS1", "gatekeeper-dev# ")
+        .spawn()
+    {
+        Ok(child) => {
+            say("dev image: a shell on this console (press Enter)");
+            Some(Pid::from_raw(child.id() as i32))
+        }
+        Err(e) => {
+            say(&format!("dev image: no shell: {DEV_SHELL}: {e}"));
+            // Not again and again: the image has no shell.
+            Some(Pid::from_raw(0))
+        }
+    }
+}
+
+/// The `dev` profile's shell (busybox).
+const DEV_SHELL: &str = "/bin/sh";
+
 fn reap(d: &mut Daemon, now: Instant) {
     loop {
         match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) | Err(_) => return,
             Ok(status) => {
                 let pid = status.pid();
+                if pid.is_some() && pid == d.shell {
+                    say("dev shell exited; another one starts");
+                    d.shell = None;
+                    continue;
+                }
                 if pid.is_some() && pid == d.pid {
                     let how = match status {
                         WaitStatus::Exited(_, code) => format!("exited with status {code}"),
