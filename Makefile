@@ -90,7 +90,9 @@ hil: deps-test venv deps-qemu
 	  $(GK_IMAGE) build --board qemu-x86_64 --profile test --variant update \
 	    --bin-dir target/$$arch-unknown-linux-musl/release --out out/hil-update/qemu-x86_64 && \
 	  $(GK_IMAGE) build --board qemu-x86_64 --profile test --variant aaa \
-	    --bin-dir target/$$arch-unknown-linux-musl/release --out out/hil-update-aaa/qemu-x86_64
+	    --bin-dir target/$$arch-unknown-linux-musl/release --out out/hil-update-aaa/qemu-x86_64 && \
+	  $(GK_IMAGE) build --board qemu-x86_64 --profile test --variant failopen --on-failure fail-open \
+	    --bin-dir target/$$arch-unknown-linux-musl/release --out out/hil-failopen/qemu-x86_64
 	GK_PYTHON=$(abspath $(PYTHON)) $(CARGO) test --locked -p gk-hil -- --test-threads=1
 
 # The demo doubles as a smoke test (it exits 1 when a step does not turn out as the
@@ -150,6 +152,7 @@ IMAGE_TOOLS := dpkg-deb:dpkg depmod:kmod mksquashfs:squashfs-tools veritysetup:c
                mcopy:mtools mkfs.ext4:e2fsprogs sgdisk:gdisk bmaptool:bmap-tools gzip:gzip git:git
 QEMU_TOOLS := qemu-img:qemu-utils qemu-system-x86_64:qemu-system-x86 qemu-system-aarch64:qemu-system-arm
 IMAGE_FLAGS = --profile $(PROFILE) $(if $(TRUST),--trust $(TRUST)) $(if $(KEY),--key $(KEY)) \
+              $(if $(ON_FAILURE),--on-failure $(ON_FAILURE)) \
               $(if $(UBOOT_DIR),--uboot-dir $(UBOOT_DIR))
 
 .PHONY: image image-check image-lock qemu deps-image deps-qemu image-bins

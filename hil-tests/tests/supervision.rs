@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use gk_hil::{make_stick, require, scaled, Vm, PLC};
+use gk_hil::{make_stick, require, scaled, Image, Vm, HMI, PLC};
 
 const BOOT: Duration = Duration::from_secs(180);
 
@@ -13,7 +13,11 @@ const BOOT: Duration = Duration::from_secs(180);
 /// `hooks`; returns the VM and the console offset before the plug.
 fn boot_and_hook(test: &str, hooks: &[&str]) -> Option<(Vm, usize)> {
     let image = require("qemu-x86_64")?;
-    let mut vm = Vm::boot(test, &image, Default::default());
+    boot_image_and_hook(test, &image, hooks)
+}
+
+fn boot_image_and_hook(test: &str, image: &Image, hooks: &[&str]) -> Option<(Vm, usize)> {
+    let mut vm = Vm::boot(test, image, Default::default());
     vm.wait_console("GATEKEEPER READY", BOOT);
     assert!(vm.plant.ping(PLC, 2), "the factory default forwards");
     let files: Vec<(String, Vec<u8>)> = hooks
@@ -71,7 +75,7 @@ fn a_crash_loop_ends_fail_closed_and_nothing_passes() {
         !vm.plant.ping(PLC, 3),
         "fail-closed: the plant side reaches nothing"
     );
-    assert!(!vm.asset.ping(gk_hil::HMI, 3), "nor the asset side");
+    assert!(!vm.asset.ping(HMI, 3), "nor the asset side");
     vm.wait_console_from(
         at,
         "GATEKEEPER FAIL-CLOSED: FORWARDING NOTHING",
@@ -107,4 +111,59 @@ fn a_hung_init_is_reset_by_the_watchdog_and_comes_back() {
         reset.as_secs_f64(),
         back.as_secs_f64()
     );
+}
+
+/// The same image built `--on-failure fail-open` (a site that must keep the plant
+/// running): a crash loop ends with everything forwarded unfiltered, and the console
+/// says so, again and again.
+#[test]
+fn a_crash_loop_on_a_fail_open_box_forwards_everything_and_says_so() {
+    let Some(base) = require("qemu-x86_64") else {
+        return;
+    };
+    let image = Image {
+        board: base.board.clone(),
+        dir: base
+            .dir
+            .parent()
+            .expect("out/")
+            .join("hil-failopen")
+            .join(&base.board),
+    };
+    assert!(
+        image.disk().exists(),
+        "no {}: run `make hil` (it builds the fail-open variant)",
+        image.disk().display()
+    );
+    let Some((vm, from)) = boot_image_and_hook("crash-loop-fail-open", &image, &["crash-loop"])
+    else {
+        return;
+    };
+    let (_, at) = vm.wait_console_from(from, "a crash loop", Duration::from_secs(120));
+    let (_, at) = vm.wait_console_from(
+        at,
+        "GATEKEEPER FAIL-OPEN: FORWARDING UNFILTERED",
+        Duration::from_secs(90),
+    );
+    // Unfiltered: what no policy allows passes, both ways.
+    let mut listener = vm.asset.listen_tcp(8080, &vm.dir.join("listen-8080.log"));
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(vm.plant.ping(PLC, 2), "fail-open forwards the plant side");
+    assert!(vm.asset.ping(HMI, 2), "and the asset side");
+    let connects = vm
+        .plant
+        .sh(&format!(
+            "python3 -c \"import socket; socket.create_connection(('{PLC}', 8080), timeout=3).close()\""
+        ))
+        .status
+        .success();
+    assert!(connects, "any TCP port passes");
+    // Said again, not once.
+    vm.wait_console_from(
+        at,
+        "GATEKEEPER FAIL-OPEN: FORWARDING UNFILTERED",
+        Duration::from_secs(30),
+    );
+    let _ = listener.kill();
+    let _ = listener.wait();
 }

@@ -67,6 +67,8 @@ pub struct Options {
     /// A variant name ([`check_variant`]), appended to the version as `+NAME`: the same
     /// commit built as a different image (another root hash), e.g. an update to test.
     pub variant: Option<String>,
+    /// Overrides the board's `on_failure` (`--on-failure`).
+    pub on_failure: Option<bsp::OnFailure>,
 }
 
 /// A variant name is `[a-z0-9-]{1,32}`: it becomes part of the version, which the box
@@ -310,7 +312,10 @@ pub fn build(o: &Options) -> Result<Built> {
     let progress = Progress {
         start: Instant::now(),
     };
-    let board = bsp::load(&o.repo.join("bsp"), &o.board)?;
+    let mut board = bsp::load(&o.repo.join("bsp"), &o.board)?;
+    if let Some(mode) = o.on_failure {
+        board.on_failure = mode;
+    }
     let signing = signing(o)?;
     tools::require(&needed_tools(&board))?;
     let git = git_info(&o.repo)?;

@@ -66,6 +66,11 @@ enum Cmd {
         /// it is recorded (so the root hash differs), NAME being [a-z0-9-]{1,32}.
         #[arg(long, value_name = "NAME", value_parser = build::check_variant)]
         variant: Option<String>,
+        /// What the box does when it cannot enforce a policy (no valid bundle, or a
+        /// crash loop of gatekeeperd), instead of the board's `on_failure`: a site
+        /// decision. fail-closed forwards nothing; fail-open forwards everything, loudly.
+        #[arg(long, value_enum, value_name = "MODE")]
+        on_failure: Option<bsp::OnFailure>,
     },
     /// Pin the Debian packages of every board (apt's candidates) in image/debian.lock.
     Lock {
@@ -97,6 +102,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             cache: c,
             uboot_dir,
             variant,
+            on_failure,
         } => {
             let o = build::Options {
                 repo: cli.repo.clone(),
@@ -109,6 +115,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 cache: cache(c),
                 uboot_dir,
                 variant,
+                on_failure,
             };
             let built = build::build(&o)?;
             eprintln!(
