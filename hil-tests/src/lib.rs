@@ -216,6 +216,19 @@ impl Side {
             .expect("ip netns exec")
     }
 
+    /// A TCP listener on `port` that accepts and closes every connection (a port that is
+    /// open on this side), its output in `log`.
+    pub fn listen_tcp(&self, port: u16, log: &Path) -> Child {
+        self.spawn(
+            &format!(
+                "exec python3 -c \"import socket; s=socket.socket(); \
+                 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); \
+                 s.bind(('0.0.0.0', {port})); s.listen(8)\nwhile True: s.accept()[0].close()\""
+            ),
+            log,
+        )
+    }
+
     pub fn ping(&self, dst: &str, count: u32) -> bool {
         self.sh(&format!("ping -c {count} -i 0.3 -W 1 {dst}"))
             .status

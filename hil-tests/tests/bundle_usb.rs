@@ -106,10 +106,7 @@ fn bundle_on_usb(test: &str, board: &str) {
     let closed_log = vm.dir.join("port-8080.log");
     let children = [
         vm.asset.spawn(&server, &server_log),
-        vm.asset.spawn(
-            "exec python3 -c \"import socket; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('0.0.0.0', 8080)); s.listen(8)\nwhile True: s.accept()[0].close()\"",
-            &closed_log,
-        ),
+        vm.asset.listen_tcp(8080, &closed_log),
     ];
     let deadline = Instant::now() + scaled(Duration::from_secs(30));
     while !std::fs::read_to_string(&server_log)

@@ -72,12 +72,8 @@ fn bad_bundles_on_usb_are_refused_and_the_policy_survives_a_reset_with_its_audit
     let mut vm = Vm::boot("lifecycle", &image, Default::default());
     vm.wait_console("GATEKEEPER READY", BOOT);
     let listeners = [502u16, 8080].map(|port| {
-        vm.asset.spawn(
-            &format!(
-                "exec python3 -c \"import socket; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('0.0.0.0', {port})); s.listen(8)\nwhile True: s.accept()[0].close()\""
-            ),
-            &vm.dir.join(format!("listen-{port}.log")),
-        )
+        vm.asset
+            .listen_tcp(port, &vm.dir.join(format!("listen-{port}.log")))
     });
     std::thread::sleep(Duration::from_secs(1));
 
@@ -203,12 +199,8 @@ fn a_power_cut_during_an_apply_leaves_the_old_or_the_new_bundle_never_nothing() 
     let mut vm = Vm::boot("power-cut", &image, Default::default());
     vm.wait_console("GATEKEEPER READY", BOOT);
     let listeners = [502u16, 8080].map(|port| {
-        vm.asset.spawn(
-            &format!(
-                "exec python3 -c \"import socket; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('0.0.0.0', {port})); s.listen(8)\nwhile True: s.accept()[0].close()\""
-            ),
-            &vm.dir.join(format!("listen-{port}.log")),
-        )
+        vm.asset
+            .listen_tcp(port, &vm.dir.join(format!("listen-{port}.log")))
     });
     std::thread::sleep(Duration::from_secs(1));
     let health = "[[health]]\nname = \"hmi-502\"\nfrom = \"hmi\"\nto = \"plc\"\nproto = \"tcp\"\nports = [502]\nwithin = 300\n";
