@@ -6,9 +6,15 @@
 //!  [plant ns: hmi 10.10.0.21]──tap── plant NIC ─[QEMU: the image]─ asset NIC ──tap──[asset ns: plc 10.10.0.10]
 //! ```
 //!
+//! Without root ([`Network::Sockets`]), the NICs are on Unix datagram sockets instead
+//! and the test itself sends and receives the frames on each side ([`Wire`]).
+//!
 //! The image is never modified: the VM runs on a copy-on-write overlay. Every test keeps
 //! its evidence (serial console, QMP transcript, pcaps of both sides) under
 //! `target/hil/<test>/`. KVM is never assumed: the machines this runs on cannot use it.
+
+mod wire;
+pub use wire::Wire;
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
@@ -48,16 +54,22 @@ pub fn scaled(d: Duration) -> Duration {
 /// The tests need root (namespaces, taps) and a built image. Like the namespace tests,
 /// they fail loudly instead of passing silently; `GK_SKIP_HIL=1` skips them knowingly.
 pub fn require(board: &str) -> Option<Image> {
-    if std::env::var_os("GK_SKIP_HIL").is_some() {
-        eprintln!("skipping: GK_SKIP_HIL is set");
-        return None;
-    }
+    let image = require_image(board)?;
     // SAFETY: geteuid has no preconditions.
     let uid = unsafe { libc::geteuid() };
     assert_eq!(
         uid, 0,
         "the HIL tests need root for namespaces and taps (GK_SKIP_HIL=1 skips them)"
     );
+    Some(image)
+}
+
+/// A built image, for a test that needs no root ([`Network::Sockets`]).
+pub fn require_image(board: &str) -> Option<Image> {
+    if std::env::var_os("GK_SKIP_HIL").is_some() {
+        eprintln!("skipping: GK_SKIP_HIL is set");
+        return None;
+    }
     Some(Image::find(board))
 }
 
@@ -172,6 +184,7 @@ pub struct Options {
     pub memory_mib: u32,
     /// A USB stick present at boot.
     pub stick: Option<PathBuf>,
+    pub network: Network,
 }
 
 impl Default for Options {
@@ -179,13 +192,27 @@ impl Default for Options {
         Options {
             memory_mib: 512,
             stick: None,
+            network: Network::Namespaces,
         }
     }
 }
 
+/// Where the two NICs lead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Network {
+    /// Tap devices in two network namespaces with a host address each (needs root), so
+    /// that real stacks and peers (ping, pymodbus …) run on both sides: [`Vm::plant`],
+    /// [`Vm::asset`].
+    Namespaces,
+    /// `-netdev dgram` on Unix datagram sockets (no root): the test sends and receives
+    /// Ethernet frames itself, on [`Vm::wire`].
+    Sockets,
+}
+
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
-/// One side of the box: a namespace holding the tap of one NIC and a host address.
+/// One side of the box: a namespace holding the tap of one NIC and a host address
+/// (with [`Network::Sockets`], neither: its methods panic).
 #[derive(Debug)]
 pub struct Side {
     pub ns: String,
@@ -194,8 +221,17 @@ pub struct Side {
 }
 
 impl Side {
+    fn namespace(&self) -> &str {
+        assert!(
+            !self.ns.is_empty(),
+            "this VM's NICs are on sockets (Network::Sockets): use Vm::wire"
+        );
+        &self.ns
+    }
+
     /// Runs `script` with `sh -c` inside this side's namespace.
     pub fn sh(&self, script: &str) -> Output {
+        self.namespace();
         run(
             "ip",
             &[
@@ -206,6 +242,7 @@ impl Side {
 
     /// Starts `script` in the background inside the namespace, its output in `log`.
     pub fn spawn(&self, script: &str, log: &Path) -> Child {
+        self.namespace();
         let out = fs::File::create(log).expect("log file");
         let err = out.try_clone().expect("log file");
         Command::new("ip")
@@ -229,6 +266,15 @@ impl Side {
         )
     }
 
+    /// Whether a TCP connection from this side to `dst`:`port` is accepted.
+    pub fn tcp_connects(&self, dst: &str, port: u16) -> bool {
+        self.sh(&format!(
+            "python3 -c \"import socket; socket.create_connection(('{dst}', {port}), timeout=3).close()\""
+        ))
+        .status
+        .success()
+    }
+
     pub fn ping(&self, dst: &str, count: u32) -> bool {
         self.sh(&format!("ping -c {count} -i 0.3 -W 1 {dst}"))
             .status
@@ -243,6 +289,8 @@ pub struct Vm {
     pub board: String,
     pub plant: Side,
     pub asset: Side,
+    /// The NICs' sockets, with [`Network::Sockets`]: plant, asset.
+    wires: Option<[Wire; 2]>,
     qemu: Option<Child>,
     qmp: Option<Qmp>,
     started: Instant,
@@ -260,20 +308,36 @@ impl Vm {
         let machine = Machine::for_board(&image.board);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let prefix = format!("gkh{}x{n}", std::process::id() % 100_000);
-        let plant = Side {
-            ns: format!("{prefix}-plant"),
-            tap: format!("{prefix}p"),
-            ip: HMI,
+        let namespaces = opts.network == Network::Namespaces;
+        let side = |name: &str, tap: &str, ip| Side {
+            ns: if namespaces {
+                format!("{prefix}-{name}")
+            } else {
+                String::new()
+            },
+            tap: if namespaces {
+                format!("{prefix}{tap}")
+            } else {
+                String::new()
+            },
+            ip,
         };
-        let asset = Side {
-            ns: format!("{prefix}-asset"),
-            tap: format!("{prefix}a"),
-            ip: PLC,
-        };
-        for side in [&plant, &asset] {
-            ip(&["netns", "add", &side.ns]);
-            ip(&["tuntap", "add", "mode", "tap", "name", &side.tap]);
+        let (plant, asset) = (side("plant", "p", HMI), side("asset", "a", PLC));
+        if namespaces {
+            for side in [&plant, &asset] {
+                ip(&["netns", "add", &side.ns]);
+                ip(&["tuntap", "add", "mode", "tap", "name", &side.tap]);
+            }
         }
+        let wires = (!namespaces).then(|| {
+            ["plant", "asset"].map(|name| {
+                Wire::bind(
+                    &dir.join(format!("{name}.host.sock")),
+                    &dir.join(format!("{name}.qemu.sock")),
+                    &dir.join(format!("{name}.pcap")),
+                )
+            })
+        });
         // The image stays untouched: writes go to an overlay.
         let overlay = dir.join("overlay.qcow2");
         let disk = image.disk();
@@ -297,6 +361,7 @@ impl Vm {
             board: image.board.clone(),
             plant,
             asset,
+            wires,
             qemu: None,
             qmp: None,
             started: Instant::now(),
@@ -306,6 +371,9 @@ impl Vm {
         };
         vm.cmdline = vm.qemu_args(&machine, &opts);
         vm.start();
+        if !namespaces {
+            return vm;
+        }
         // QEMU holds the taps now; move them to their namespaces and bring them up.
         for side in [&vm.plant, &vm.asset] {
             ip(&["link", "set", &side.tap, "netns", &side.ns]);
@@ -369,6 +437,14 @@ impl Vm {
             ("plant", &self.plant, "52:54:00:00:00:01"),
             ("asset", &self.asset, "52:54:00:00:00:02"),
         ];
+        let netdev = |name: &str, side: &Side| match self.wires {
+            None => format!("tap,id={name},ifname={},script=no,downscript=no", side.tap),
+            Some(_) => format!(
+                "dgram,id={name},local.type=unix,local.path={},remote.type=unix,remote.path={}",
+                self.dir.join(format!("{name}.qemu.sock")).display(),
+                self.dir.join(format!("{name}.host.sock")).display()
+            ),
+        };
         a.extend(["-drive".into(), disk, "-device".into()]);
         match machine.hardware {
             Hardware::Virtio => {
@@ -380,7 +456,7 @@ impl Vm {
                 for ((name, side, mac), slot) in nics.into_iter().zip(["0x3", "0x4"]) {
                     a.extend([
                         "-netdev".into(),
-                        format!("tap,id={name},ifname={},script=no,downscript=no", side.tap),
+                        netdev(name, side),
                         "-device".into(),
                         format!(
                             "virtio-net-pci,netdev={name},mac={mac},bus=pcie.0,addr={slot},{offloads}"
@@ -406,7 +482,7 @@ impl Vm {
                 for ((name, side, mac), port) in nics.into_iter().zip(["rp1", "rp2"]) {
                     a.extend([
                         "-netdev".into(),
-                        format!("tap,id={name},ifname={},script=no,downscript=no", side.tap),
+                        netdev(name, side),
                         "-device".into(),
                         format!("igb,netdev={name},mac={mac},bus={port}"),
                     ]);
@@ -470,6 +546,19 @@ impl Vm {
                 &self.dir.join(format!("tcpdump-{side}.log")),
             );
             self.background.push(child);
+        }
+    }
+
+    /// The host's end of NIC `nic` (`plant` or `asset`), with [`Network::Sockets`].
+    pub fn wire(&self, nic: &str) -> &Wire {
+        let wires = self
+            .wires
+            .as_ref()
+            .expect("this VM's NICs are on taps (Network::Namespaces): use Vm::plant/asset");
+        match nic {
+            "plant" => &wires[0],
+            "asset" => &wires[1],
+            other => panic!("no NIC {other:?}: plant or asset"),
         }
     }
 
@@ -605,7 +694,10 @@ impl Drop for Vm {
             unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
             let _ = child.wait();
         }
-        for side in [&self.plant, &self.asset] {
+        for side in [&self.plant, &self.asset]
+            .into_iter()
+            .filter(|s| !s.ns.is_empty())
+        {
             let _ = run("ip", &["netns", "del", &side.ns]);
             let _ = run("ip", &["link", "del", &side.tap]);
         }
@@ -764,6 +856,21 @@ pub fn peer(script: &str) -> PathBuf {
 /// The published test-only signer that test images trust (`config/keys/`).
 pub fn test_signer_key() -> PathBuf {
     repo().join("config/keys/test-only-signer-1.key")
+}
+
+/// A bundle of `policy` with serial `serial`, made now and signed by the test-only
+/// signer; `edit` changes its metadata first.
+pub fn signed_bundle(
+    serial: u64,
+    policy: &str,
+    edit: impl FnOnce(&mut gk_bundle::format::Metadata),
+) -> Vec<u8> {
+    use gk_bundle::{format, keys::SecretKey};
+    let text = fs::read_to_string(test_signer_key()).expect("config/keys test key");
+    let key = SecretKey::from_file_text(&text).expect("a test key");
+    let mut meta = format::Metadata::new(serial, time::OffsetDateTime::now_utc());
+    edit(&mut meta);
+    format::build(&meta, policy, &key)
 }
 
 impl Vm {

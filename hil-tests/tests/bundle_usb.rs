@@ -4,10 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use gk_bundle::format::{self, Metadata};
-use gk_bundle::keys::SecretKey;
-use gk_hil::{make_stick, peer, python, require, scaled, test_signer_key, Side, Vm, PLC};
-use time::OffsetDateTime;
+use gk_hil::{make_stick, peer, python, require, scaled, signed_bundle, Side, Vm, PLC};
 
 const POLICY: &str = r#"schema = 1
 [gatekeeper]
@@ -42,15 +39,6 @@ proto = "modbus"
 within = 300
 "#;
 
-fn signed_bundle(serial: u64, policy: &str) -> Vec<u8> {
-    let text = std::fs::read_to_string(test_signer_key()).expect("config/keys test key");
-    let key = SecretKey::from_file_text(&text).expect("a test key");
-    let mut meta = Metadata::new(serial, OffsetDateTime::now_utc());
-    meta.comment = Some("HIL test bundle".into());
-    meta.policy_file = Some("hil-modbus.toml".into());
-    format::build(&meta, policy, &key)
-}
-
 /// One pymodbus client connection doing `ops`: what the peer printed for each.
 fn modbus_values(side: &Side, ops: &str) -> Vec<serde_json::Value> {
     let out = side.sh(&format!(
@@ -70,14 +58,6 @@ fn modbus(side: &Side, ops: &str) -> Vec<String> {
         .iter()
         .map(|v| v["result"].as_str().unwrap_or("?").to_string())
         .collect()
-}
-
-fn tcp_connects(side: &Side, port: u16) -> bool {
-    side.sh(&format!(
-        "python3 -c \"import socket; socket.create_connection(('{PLC}', {port}), timeout=3).close()\""
-    ))
-    .status
-    .success()
 }
 
 #[test]
@@ -122,12 +102,21 @@ fn bundle_on_usb(test: &str, board: &str) {
     // Factory default: everything passes, even the write and the port no policy allows.
     assert_eq!(modbus(&vm.plant, "read-hr:0:4 write-hr:10:7"), ["ok", "ok"]);
     assert!(
-        tcp_connects(&vm.plant, 8080),
+        vm.plant.tcp_connects(PLC, 8080),
         "factory default forwards everything"
     );
 
     let stick = vm.dir.join("stick.img");
-    make_stick(&stick, &[("site.gkb", &signed_bundle(1, POLICY))]);
+    make_stick(
+        &stick,
+        &[(
+            "site.gkb",
+            &signed_bundle(1, POLICY, |meta| {
+                meta.comment = Some("HIL test bundle".into());
+                meta.policy_file = Some("hil-modbus.toml".into());
+            }),
+        )],
+    );
     let plugged = Instant::now();
     vm.plug_stick("stick", &stick);
     let from = vm.console().len();
@@ -153,7 +142,7 @@ fn bundle_on_usb(test: &str, board: &str) {
         "register 10 kept the value written before the bundle: {read:?}"
     );
     assert!(vm.plant.ping(PLC, 2), "ping is allowed");
-    assert!(!tcp_connects(&vm.plant, 8080), "TCP 8080 stays closed");
+    assert!(!vm.plant.tcp_connects(PLC, 8080), "TCP 8080 stays closed");
     eprintln!(
         "{board}: bundle on USB in force {:.1} s after plugging the stick",
         in_force.as_secs_f64()

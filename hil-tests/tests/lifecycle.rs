@@ -4,9 +4,8 @@
 
 use std::time::Duration;
 
-use gk_bundle::format::{self, Metadata};
-use gk_bundle::keys::SecretKey;
-use gk_hil::{make_stick, require, state_dir_of, test_signer_key, Vm, PLC};
+use gk_bundle::format::Metadata;
+use gk_hil::{make_stick, require, signed_bundle, state_dir_of, Vm, PLC};
 use serde_json::json;
 use time::OffsetDateTime;
 
@@ -37,26 +36,16 @@ ports = [502]
 action = "allow"
 "#;
 
-fn key() -> SecretKey {
-    SecretKey::from_file_text(&std::fs::read_to_string(test_signer_key()).expect("test key"))
-        .expect("a test key")
-}
-
 fn bundle(serial: u64, edit: impl FnOnce(&mut Metadata)) -> Vec<u8> {
-    let mut meta = Metadata::new(serial, OffsetDateTime::now_utc());
-    meta.confirm_window = Some(Duration::from_secs(900));
-    edit(&mut meta);
-    format::build(&meta, POLICY, &key())
+    signed_bundle(serial, POLICY, |meta| {
+        meta.confirm_window = Some(Duration::from_secs(900));
+        edit(meta);
+    })
 }
 
 /// Whether a TCP connection from the HMI to the PLC's `port` is accepted.
 fn connects(vm: &Vm, port: u16) -> bool {
-    vm.plant
-        .sh(&format!(
-            "python3 -c \"import socket; socket.create_connection(('{PLC}', {port}), timeout=3).close()\""
-        ))
-        .status
-        .success()
+    vm.plant.tcp_connects(PLC, port)
 }
 
 /// What the policy in force lets through: (ping, TCP 502, TCP 8080).
@@ -79,14 +68,10 @@ fn bad_bundles_on_usb_are_refused_and_the_policy_survives_a_reset_with_its_audit
 
     // A good bundle on a stick, confirmed by its health check (the box has no shell for
     // `gkctl confirm`).
-    let good = {
-        let mut meta = Metadata::new(5, OffsetDateTime::now_utc());
-        meta.comment = Some("good".into());
-        let policy = format!(
-            "{POLICY}[[health]]\nname = \"hmi-502\"\nfrom = \"hmi\"\nto = \"plc\"\nproto = \"tcp\"\nports = [502]\nwithin = 300\n"
-        );
-        format::build(&meta, &policy, &key())
-    };
+    let policy = format!(
+        "{POLICY}[[health]]\nname = \"hmi-502\"\nfrom = \"hmi\"\nto = \"plc\"\nproto = \"tcp\"\nports = [502]\nwithin = 300\n"
+    );
+    let good = signed_bundle(5, &policy, |meta| meta.comment = Some("good".into()));
     let stick = vm.dir.join("good.img");
     make_stick(&stick, &[("good.gkb", &good)]);
     let from = vm.console().len();
@@ -206,10 +191,7 @@ fn a_power_cut_during_an_apply_leaves_the_old_or_the_new_bundle_never_nothing() 
     let health = "[[health]]\nname = \"hmi-502\"\nfrom = \"hmi\"\nto = \"plc\"\nproto = \"tcp\"\nports = [502]\nwithin = 300\n";
     // The old policy allows TCP 502; the new ones 502 and 8080: what passes tells them
     // apart, and neither is "nothing" (fail-closed) or "everything" (factory default).
-    let old = {
-        let meta = Metadata::new(5, OffsetDateTime::now_utc());
-        format::build(&meta, &format!("{POLICY}{health}"), &key())
-    };
+    let old = signed_bundle(5, &format!("{POLICY}{health}"), |_| {});
     let stick = vm.dir.join("old.img");
     make_stick(&stick, &[("old.gkb", &old)]);
     let from = vm.console().len();
@@ -231,11 +213,7 @@ fn a_power_cut_during_an_apply_leaves_the_old_or_the_new_bundle_never_nothing() 
             "{}[[rule]]\nname = \"hmi-8080\"\nfrom = \"hmi\"\nto = \"plc\"\nproto = \"tcp\"\nports = [8080]\naction = \"allow\"\n{health}",
             POLICY.replace("hil-lifecycle", &format!("hil-new-{serial}"))
         );
-        let bundle = format::build(
-            &Metadata::new(serial, OffsetDateTime::now_utc()),
-            &new_text,
-            &key(),
-        );
+        let bundle = signed_bundle(serial, &new_text, |_| {});
         let stick = vm.dir.join(format!("new-{serial}.img"));
         make_stick(&stick, &[(&format!("new-{serial}.gkb"), &bundle)]);
         let from = vm.console().len();

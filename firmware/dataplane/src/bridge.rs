@@ -16,7 +16,7 @@ use tracing::{info, warn};
 use crate::event::EventSink;
 use crate::inspect::{apply_rewrite, TcpRewrite};
 use crate::port::{
-    check_same_mtu, set_link_up, LinkMonitor, PortError, PreparedPort, RawPort, VnetHdr,
+    check_same_mtu, set_link_up, LinkInfo, LinkMonitor, PortError, PreparedPort, RawPort, VnetHdr,
     MAX_GSO_FRAME,
 };
 use crate::{Counters, Now, Pipeline, Port, SwapReport};
@@ -29,7 +29,8 @@ pub struct BridgeConfig {
     pub asset: String,
     /// Frames per receive/transmit system call.
     pub batch: usize,
-    /// Take the other port down while one has lost its link.
+    /// Take the other port down while one has lost its link, whatever the policy says
+    /// (the board's setting). The policy's `link-propagation` can ask for it too.
     pub link_propagation: bool,
 }
 
@@ -132,13 +133,24 @@ struct Side {
     raw: RawPort,
     /// Whether we took this port down because the other lost its link.
     held_down: bool,
+    /// Carrier, as last reported while we did not hold the port down.
+    carrier: bool,
+    /// A port just brought up (at start, or released by us) may take seconds to
+    /// negotiate its link: until then its missing carrier is not propagated, or two
+    /// ports would take each other down in turn for ever.
+    settling_until: Instant,
 }
+
+/// How long a port that was just brought up gets to find its link.
+const LINK_SETTLE: Duration = Duration::from_secs(5);
 
 /// Two ports and the pipeline between them.
 pub struct Bridge<S> {
     sides: [Side; 2],
     pipeline: Pipeline<S>,
-    monitor: Option<LinkMonitor>,
+    monitor: LinkMonitor,
+    /// The board asks for link propagation whatever the policy says.
+    link_propagation_forced: bool,
     clock: Clock,
     /// Per receive slot: forward it (reserved at open, reused every batch).
     verdicts: Vec<bool>,
@@ -201,16 +213,18 @@ impl<S: EventSink> Bridge<S> {
         // GSO super-frames from virtual NICs can be up to 64 KiB whatever the MTU.
         let plant_raw = RawPort::open(plant.name(), config.batch, MAX_GSO_FRAME)?;
         let asset_raw = RawPort::open(asset.name(), config.batch, MAX_GSO_FRAME)?;
-        let monitor = if config.link_propagation {
-            Some(LinkMonitor::new()?)
-        } else {
-            None
+        // Always subscribed: a policy swapped in later may ask for link propagation.
+        let monitor = LinkMonitor::new()?;
+        let settling_until = Instant::now() + LINK_SETTLE;
+        let carrier_of = |port: &PreparedPort| {
+            LinkInfo::query_index(port.ifindex()).map_or(true, |info| info.carrier)
         };
+        let (plant_carrier, asset_carrier) = (carrier_of(&plant), carrier_of(&asset));
         info!(
             plant = plant.name(),
             asset = asset.name(),
             mtu = plant.mtu(),
-            link_propagation = config.link_propagation,
+            link_propagation = config.link_propagation || pipeline.policy().link_propagation(),
             "ports ready"
         );
         Ok(Bridge {
@@ -219,15 +233,20 @@ impl<S: EventSink> Bridge<S> {
                     prepared: plant,
                     raw: plant_raw,
                     held_down: false,
+                    carrier: plant_carrier,
+                    settling_until,
                 },
                 Side {
                     prepared: asset,
                     raw: asset_raw,
                     held_down: false,
+                    carrier: asset_carrier,
+                    settling_until,
                 },
             ],
             pipeline,
             monitor,
+            link_propagation_forced: config.link_propagation,
             clock: Clock {
                 start: Instant::now(),
             },
@@ -288,13 +307,13 @@ impl<S: EventSink> Bridge<S> {
                     revents: 0,
                 },
                 libc::pollfd {
-                    fd: self.monitor.as_ref().map_or(-1, |m| m.as_raw_fd()),
+                    fd: self.monitor.as_raw_fd(),
                     events: libc::POLLIN,
                     revents: 0,
                 },
             ];
             // SAFETY: `fds` is a valid array of three pollfd structures for the duration
-            // of the call; a negative fd is ignored by poll(2).
+            // of the call.
             let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 100) };
             if ready < 0 {
                 let err = std::io::Error::last_os_error();
@@ -305,15 +324,17 @@ impl<S: EventSink> Bridge<S> {
             }
             for (i, fd) in fds[..2].iter().enumerate() {
                 if fd.revents & (libc::POLLIN | libc::POLLERR) != 0 {
-                    let ingress = if i == 0 { Port::Plant } else { Port::Asset };
+                    let ingress = port_of(i);
                     self.forward(ingress)?;
                 }
             }
             if fds[2].revents & libc::POLLIN != 0 {
-                self.propagate_links();
+                self.read_link_changes();
             }
             if last_housekeeping.elapsed() >= HOUSEKEEPING_EVERY {
                 last_housekeeping = Instant::now();
+                // Also where a swapped-in policy's setting and a settled port take effect.
+                self.propagate_links();
                 self.pipeline.housekeeping(self.clock.now(), EXPIRY_BUDGET);
                 self.update_kernel_counters();
             }
@@ -410,13 +431,9 @@ impl<S: EventSink> Bridge<S> {
         }
     }
 
-    /// When one port loses carrier, take the other down (so that the devices beyond it
-    /// see the loss too, and redundant paths take over); bring it back with the carrier.
-    fn propagate_links(&mut self) {
-        let Some(monitor) = self.monitor.as_mut() else {
-            return;
-        };
-        let changes = match monitor.poll_events() {
+    /// Reads the ports' carrier changes, then propagates them.
+    fn read_link_changes(&mut self) {
+        let changes = match self.monitor.poll_events() {
             Ok(changes) => changes,
             Err(err) => {
                 warn!("link monitor: {err}");
@@ -424,36 +441,77 @@ impl<S: EventSink> Bridge<S> {
             }
         };
         for change in changes {
-            let Some(i) = self
+            let Some(side) = self
                 .sides
-                .iter()
-                .position(|s| s.prepared.ifindex() == change.ifindex)
+                .iter_mut()
+                .find(|s| s.prepared.ifindex() == change.ifindex)
             else {
                 continue;
             };
+            // A port we hold down has no carrier because of us: that says nothing about
+            // its cable.
+            if !side.held_down {
+                side.carrier = change.carrier_up && !change.removed;
+            }
+        }
+        self.propagate_links();
+    }
+
+    /// While link propagation is on (the board's setting or the policy's), a port
+    /// without carrier holds the other one down, so that the devices beyond it see the
+    /// loss too (and redundant paths take over); the other comes back with the carrier.
+    /// With propagation off, a port we hold down is released.
+    fn propagate_links(&mut self) {
+        let enabled = self.link_propagation_forced || self.pipeline.policy().link_propagation();
+        let now = Instant::now();
+        for i in 0..2 {
             let other = 1 - i;
-            // Our own action on the other port shows up here too: ignore it.
-            if self.sides[i].held_down {
+            let this = &self.sides[i];
+            // A port we hold down cannot see its own cable, so it holds nothing down.
+            let lost = enabled && !this.held_down && !this.carrier && now >= this.settling_until;
+            if lost == self.sides[other].held_down {
                 continue;
             }
-            let lost = !change.carrier_up || change.removed;
-            if lost != self.sides[other].held_down {
-                let name = self.sides[other].prepared.name().to_string();
-                match set_link_up(self.sides[other].prepared.ifindex(), !lost) {
-                    Ok(()) => {
-                        self.sides[other].held_down = lost;
-                        warn!(
-                            port = self.sides[i].prepared.name(),
-                            other = %name,
-                            "link {}: {} the other port",
-                            if lost { "lost" } else { "back" },
-                            if lost { "taking down" } else { "bringing up" }
-                        );
+            let name = self.sides[i].prepared.name().to_string();
+            let target = &mut self.sides[other];
+            match set_link_up(target.prepared.ifindex(), !lost) {
+                Ok(()) => {
+                    target.held_down = lost;
+                    if !lost {
+                        target.settling_until = now + LINK_SETTLE;
                     }
-                    Err(err) => warn!(port = %name, "cannot propagate link state: {err}"),
+                    self.pipeline
+                        .counters()
+                        .port(port_of(other))
+                        .held_down
+                        .set(u64::from(lost));
+                    warn!(
+                        port = %name,
+                        other = target.prepared.name(),
+                        "{}",
+                        match (lost, enabled) {
+                            (true, _) => "link lost: taking down the other port",
+                            (false, true) => "link back: bringing up the other port",
+                            (false, false) => "link propagation is off: bringing up the other port",
+                        }
+                    );
+                }
+                Err(err) => {
+                    warn!(
+                        port = target.prepared.name(),
+                        "cannot propagate link state: {err}"
+                    )
                 }
             }
         }
+    }
+}
+
+fn port_of(side: usize) -> Port {
+    if side == 0 {
+        Port::Plant
+    } else {
+        Port::Asset
     }
 }
 

@@ -45,6 +45,8 @@ pub struct PortCounters {
     pub tx_errors: Counter,
     /// Drops the kernel reported for this port's socket (receive queue overflow).
     pub kernel_drops: Counter,
+    /// 1 while the gatekeeper holds this port down because the other lost its link.
+    pub held_down: Counter,
 }
 
 #[derive(Debug, Default)]
@@ -141,6 +143,7 @@ impl Counters {
             carry(&to.forwarded, &from.forwarded);
             carry(&to.tx_errors, &from.tx_errors);
             carry(&to.kernel_drops, &from.kernel_drops);
+            carry(&to.held_down, &from.held_down);
         }
         for (to, from) in new.dropped.iter().zip(&old.dropped) {
             carry(to, from);

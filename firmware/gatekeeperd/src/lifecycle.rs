@@ -717,7 +717,7 @@ fn running(live: &Live) -> serde_json::Value {
     let c = &live.counters;
     let port = |p: gk_dataplane::Port| {
         let pc = c.port(p);
-        json!({"rx": pc.rx_packets.get(), "forwarded": pc.forwarded.get(), "tx_errors": pc.tx_errors.get(), "kernel_drops": pc.kernel_drops.get()})
+        json!({"rx": pc.rx_packets.get(), "forwarded": pc.forwarded.get(), "tx_errors": pc.tx_errors.get(), "kernel_drops": pc.kernel_drops.get(), "held_down": pc.held_down.get() == 1})
     };
     let drops: serde_json::Map<String, serde_json::Value> = gk_dataplane::Reason::ALL
         .iter()

@@ -380,12 +380,30 @@ fn sigusr1_prints_counters_and_keeps_running() {
 }
 
 #[test]
-fn link_loss_on_one_side_takes_the_other_side_down_when_asked() {
+fn link_loss_on_one_side_takes_the_other_side_down_when_the_board_asks() {
+    link_loss_takes_the_other_side_down(
+        "linkprop",
+        &policy("enforce", ""),
+        &["--link-propagation"],
+    );
+}
+
+#[test]
+fn link_loss_on_one_side_takes_the_other_side_down_when_the_policy_asks() {
+    let text = policy("enforce", "").replacen(
+        "mode = \"enforce\"",
+        "mode = \"enforce\"\nlink-propagation = true",
+        1,
+    );
+    link_loss_takes_the_other_side_down("linkpol", &text, &[]);
+}
+
+fn link_loss_takes_the_other_side_down(name: &str, policy: &str, flags: &[&str]) {
     if !require_root() {
         return;
     }
-    let mut net = Net::new("linkprop");
-    net.start_daemon(&policy("enforce", ""), &["--link-propagation"]);
+    let mut net = Net::new(name);
+    net.start_daemon(policy, flags);
     let carrier = |net: &Net| {
         net.sh("plc", "cat /sys/class/net/eth0/carrier")
             .trim()
@@ -393,14 +411,28 @@ fn link_loss_on_one_side_takes_the_other_side_down_when_asked() {
     };
     assert_eq!(carrier(&net), "1");
     // The plant cable is pulled: the switch's end goes down, so the gatekeeper's plant
-    // port loses carrier, and the asset port is taken down so that the PLC notices.
+    // port loses carrier, and the asset port is taken down so that the PLC notices (once
+    // the ports' 5 s start-up settling time is over).
     net.sh("sw", "ip link set uplink down");
-    wait_until(std::time::Duration::from_secs(5), || carrier(&net) == "0");
+    wait_until(std::time::Duration::from_secs(15), || carrier(&net) == "0");
     net.sh("sw", "ip link set uplink up");
     wait_until(std::time::Duration::from_secs(5), || carrier(&net) == "1");
+    // The asset port is given 5 s to find its link again: meanwhile it holds nothing down.
+    assert!(
+        net.ping("hmi", PLC),
+        "no traffic once the link is back:\n{}",
+        net.daemon_log()
+    );
     let (code, stderr) = net.stop_daemon();
     assert_eq!(code, 0, "{stderr}");
-    assert!(stderr.contains("taking down"), "{stderr}");
+    assert!(
+        stderr.contains("link lost: taking down the other port"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("link back: bringing up the other port"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -411,7 +443,8 @@ fn without_link_propagation_the_other_side_stays_up() {
     let mut net = Net::new("nolinkprop");
     net.start_daemon(&policy("enforce", ""), &[]);
     net.sh("sw", "ip link set uplink down");
-    std::thread::sleep(std::time::Duration::from_secs(1));
+    // Longer than the start-up settling time, after which a propagation would be at once.
+    std::thread::sleep(std::time::Duration::from_secs(7));
     assert_eq!(net.sh("plc", "cat /sys/class/net/eth0/carrier").trim(), "1");
 }
 

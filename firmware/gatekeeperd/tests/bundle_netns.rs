@@ -703,3 +703,53 @@ fn raw_ask(socket: &Path, request: Value) -> Value {
     let _ = BufReader::new(s).read_line(&mut line);
     serde_json::from_str(&line).unwrap_or(json!({}))
 }
+
+/// `link-propagation` comes and goes with the bundle: a bundle that asks for it while the
+/// plant link is already down takes the asset port down (and status says so); the next
+/// bundle, without it, brings the asset port back although the plant link is still down.
+#[test]
+fn link_propagation_follows_the_bundle_in_force() {
+    if !require_root() {
+        return;
+    }
+    let mut b = Box_::new("bundle-linkprop");
+    b.start(&[]);
+    let plc_carrier = |b: &Box_| {
+        b.net
+            .sh("plc", "cat /sys/class/net/eth0/carrier")
+            .trim()
+            .to_string()
+    };
+    b.net.sh("sw", "ip link set uplink down");
+    // Past the ports' start-up settling time (5 s), so that nothing waits for it below.
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(plc_carrier(&b), "1", "fail-closed does not propagate");
+
+    let on = policy("linkprop-on", false, "").replacen(
+        "mode = \"enforce\"",
+        "mode = \"enforce\"\nlink-propagation = true",
+        1,
+    );
+    assert_eq!(b.apply(&b.bundle(1, &on))["code"], "pending");
+    wait_until(Duration::from_secs(5), || plc_carrier(&b) == "0");
+    assert_eq!(
+        b.status()["running"]["asset"]["held_down"],
+        true,
+        "{}",
+        b.status()
+    );
+    assert_eq!(b.confirm()["code"], "confirmed");
+
+    assert_eq!(
+        b.apply(&b.bundle(2, &policy("linkprop-off", false, "")))["code"],
+        "pending"
+    );
+    wait_until(Duration::from_secs(5), || plc_carrier(&b) == "1");
+    assert_eq!(b.status()["running"]["asset"]["held_down"], false);
+    let (code, stderr) = b.net.stop_daemon();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("link propagation is off: bringing up the other port"),
+        "{stderr}"
+    );
+}

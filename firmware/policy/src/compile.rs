@@ -79,6 +79,7 @@ impl Compiler<'_, '_> {
         Policy {
             name,
             mode,
+            link_propagation: raw.gatekeeper.link_propagation,
             limits,
             ethertypes,
             vlans,

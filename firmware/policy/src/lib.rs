@@ -562,6 +562,8 @@ impl Default for Limits {
 pub struct Policy {
     name: String,
     mode: Mode,
+    /// `[gatekeeper] link-propagation`: a port that loses its link takes the other down.
+    link_propagation: bool,
     limits: Limits,
     /// Sorted.
     ethertypes: Box<[u16]>,
@@ -609,6 +611,7 @@ impl Policy {
         Policy {
             name: name.to_string(),
             mode,
+            link_propagation: false,
             limits: Limits::default(),
             ethertypes: Box::new([]),
             vlans: Box::new([u64::MAX; 64]),
@@ -643,6 +646,12 @@ impl Policy {
 
     pub fn mode(&self) -> Mode {
         self.mode
+    }
+
+    /// Whether a port that loses its link should take the other port down too, so that
+    /// the devices on that side see the loss (and a redundant path takes over).
+    pub fn link_propagation(&self) -> bool {
+        self.link_propagation
     }
 
     pub fn limits(&self) -> &Limits {

@@ -32,6 +32,8 @@ pub(crate) struct RawPolicy {
 pub(crate) struct RawGatekeeper {
     pub name: Spanned<String>,
     pub mode: RawMode,
+    #[serde(default)]
+    pub link_propagation: bool,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]

@@ -295,6 +295,22 @@ fn gatekeeper_name_and_mode_are_checked() {
 }
 
 #[test]
+fn link_propagation_is_off_unless_asked_for() {
+    assert!(!clean("").link_propagation());
+    assert!(!Policy::fail_open().link_propagation());
+    let on =
+        "schema = 1\n[gatekeeper]\nname = \"x\"\nmode = \"enforce\"\nlink-propagation = true\n";
+    assert!(Policy::from_toml(on, "t").unwrap().0.link_propagation());
+    let e = errors_of(&on.replace("true", "\"yes\""));
+    assert_eq!(e.len(), 1);
+    assert!(
+        e[0].starts_with("t.toml:5:20: error: invalid type"),
+        "{}",
+        e[0]
+    );
+}
+
+#[test]
 fn defaults() {
     let p = clean("");
     // l2
