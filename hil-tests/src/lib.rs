@@ -296,6 +296,8 @@ pub struct Vm {
     started: Instant,
     background: Vec<Child>,
     overlay: PathBuf,
+    /// The data partition's offset and length on the disk, in bytes.
+    data_partition: (u64, u64),
     cmdline: Vec<String>,
 }
 
@@ -367,6 +369,7 @@ impl Vm {
             started: Instant::now(),
             background: Vec::new(),
             overlay,
+            data_partition: image.partition("gk-data"),
             cmdline: Vec::new(),
         };
         vm.cmdline = vm.qemu_args(&machine, &opts);
@@ -701,7 +704,12 @@ impl Drop for Vm {
             let _ = run("ip", &["netns", "del", &side.ns]);
             let _ = run("ip", &["link", "del", &side.tap]);
         }
-        // The overlay is the bulk of the evidence and says nothing the console doesn't.
+        // The events and the state on the data partition, also for a failed test.
+        if let Err(e) = self.copy_data_files(&self.dir.join("data")) {
+            let _ = fs::write(self.dir.join("data-error.txt"), e);
+        }
+        // The overlay is the bulk of the evidence and says nothing the console and the
+        // data partition's files don't.
         let _ = fs::remove_file(&self.overlay);
     }
 }
@@ -896,6 +904,60 @@ impl Vm {
     }
 }
 
+impl Vm {
+    /// Cuts the power and copies the data partition's files into `into`: `state/` (the
+    /// bundle in force, the ratchet, the audit log) and the events (`events.jsonl*`).
+    pub fn data_after_power_cut(&mut self, into: &Path) -> PathBuf {
+        self.power_cut();
+        self.copy_data_files(into).unwrap_or_else(|e| panic!("{e}"));
+        into.to_path_buf()
+    }
+
+    /// The data partition's files, read off the overlay without a mount: its slice copied
+    /// out by qemu-img, the journal replayed by e2fsck (as the next mount would, after a
+    /// power cut), the files read by debugfs.
+    fn copy_data_files(&self, into: &Path) -> Result<(), String> {
+        let (offset, len) = self.data_partition;
+        let part = self.dir.join("data-partition.img");
+        let spec = format!(
+            "driver=raw,offset={offset},size={len},file.driver=qcow2,\
+             file.file.driver=file,file.file.filename={}",
+            self.overlay.display()
+        );
+        let p = part.to_string_lossy().into_owned();
+        let out = run(
+            "qemu-img",
+            &["convert", "--image-opts", &spec, "-O", "raw", &p],
+        );
+        if !out.status.success() {
+            return Err(format!("qemu-img convert: {}", stderr(&out)));
+        }
+        // e2fsck exits 1 when it fixed something, which a journal replay is.
+        let out = run("e2fsck", &["-fy", &p]);
+        fs::write(self.dir.join("data-e2fsck.log"), &out.stdout).ok();
+        if !matches!(out.status.code(), Some(0 | 1)) {
+            return Err(format!(
+                "e2fsck on the data partition: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                stderr(&out)
+            ));
+        }
+        let _ = fs::remove_dir_all(into);
+        fs::create_dir_all(into).map_err(|e| format!("{}: {e}", into.display()))?;
+        let debugfs = |request: String| run("debugfs", &["-R", &request, &p]);
+        let out = debugfs(format!("rdump /state {}", into.display()));
+        if !out.status.success() {
+            return Err(format!("debugfs: {}", stderr(&out)));
+        }
+        for events in ["events.jsonl", "events.jsonl.1"] {
+            // A missing file is only a message on stderr.
+            debugfs(format!("dump /{events} {}", into.join(events).display()));
+        }
+        let _ = fs::remove_file(&part);
+        Ok(())
+    }
+}
+
 impl Image {
     /// Where partition `name` (`gk-esp`, `gk-data` …) starts and how long it is, in
     /// bytes, from the manifest.
@@ -908,41 +970,4 @@ impl Image {
         let field = |k: &str| p[k].as_u64().unwrap_or_else(|| panic!("{name}: no {k}"));
         (field("first_lba") * 512, field("sectors") * 512)
     }
-}
-
-/// Copies the data partition's `state/` directory (the bundle in force, the ratchet, the
-/// audit log) out of a raw disk with e2fsck (the journal replayed) and debugfs (no
-/// mount), into `into`.
-pub fn state_dir_of(raw: &Path, image: &Image, into: &Path) -> PathBuf {
-    use std::io::{Read, Seek, SeekFrom};
-    let (offset, len) = image.partition("gk-data");
-    let part = raw.with_extension("data.img");
-    let mut src = fs::File::open(raw).expect("raw disk");
-    src.seek(SeekFrom::Start(offset)).expect("seek");
-    let mut dst = fs::File::create(&part).expect("partition file");
-    std::io::copy(&mut src.take(len), &mut dst).expect("copy the data partition");
-    // After a power cut the newest writes may sit in the journal only: replay it (as the
-    // kernel would at the next mount) before reading files. e2fsck exits 1 when it fixed
-    // something, which a replay is.
-    let out = run("e2fsck", &["-fy", &part.to_string_lossy()]);
-    assert!(
-        matches!(out.status.code(), Some(0 | 1)),
-        "e2fsck on the data partition: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        stderr(&out)
-    );
-    fs::write(raw.with_extension("e2fsck.log"), &out.stdout).ok();
-    let _ = fs::remove_dir_all(into);
-    fs::create_dir_all(into).expect("state copy");
-    let out = run(
-        "debugfs",
-        &[
-            "-R",
-            &format!("rdump /state {}", into.display()),
-            &part.to_string_lossy(),
-        ],
-    );
-    assert!(out.status.success(), "debugfs: {}", stderr(&out));
-    let _ = fs::remove_file(&part);
-    into.join("state")
 }

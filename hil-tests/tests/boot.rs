@@ -81,7 +81,7 @@ fn qemu_x86_64_forwards_between_datagram_sockets_without_root() {
         network: Network::Sockets,
         ..Options::default()
     };
-    let vm = Vm::boot("boot-x86_64-sockets", &image, opts);
+    let mut vm = Vm::boot("boot-x86_64-sockets", &image, opts);
     let ready = vm.wait_console("GATEKEEPER READY", Duration::from_secs(180));
     let hmi = FrameBuilder::new(HMI_MAC, PLC_MAC);
     let plc = FrameBuilder::new(PLC_MAC, HMI_MAC);
@@ -129,6 +129,19 @@ fn qemu_x86_64_forwards_between_datagram_sockets_without_root() {
             assert_eq!(got, sent, "frame {n} from {tx} forwarded unchanged");
         }
     }
+    // It reports what a policy would refuse: the events file (synced every second) on
+    // the data partition names the frames' conversation.
+    std::thread::sleep(Duration::from_secs(2));
+    let data = vm.data_after_power_cut(&vm.dir.join("data-after"));
+    let events = std::fs::read_to_string(data.join("events.jsonl")).unwrap_or_default();
+    let reported = events
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .any(|e| e["verdict"] == "would-deny" && e["dst"] == PLC && e["dport"] == 2222);
+    assert!(
+        reported,
+        "a would-deny event for the HMI's UDP frames; events:\n{events}"
+    );
     eprintln!(
         "qemu-x86_64 on datagram sockets: boot to READY {:.1} s, to the first forwarded frame {:.1} s; 200 of 200 frames forwarded unchanged",
         ready.as_secs_f64(),

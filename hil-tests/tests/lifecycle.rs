@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use gk_bundle::format::Metadata;
-use gk_hil::{make_stick, require, signed_bundle, state_dir_of, Vm, PLC};
+use gk_hil::{make_stick, require, signed_bundle, Vm, PLC};
 use serde_json::json;
 use time::OffsetDateTime;
 
@@ -147,9 +147,9 @@ fn bad_bundles_on_usb_are_refused_and_the_policy_survives_a_reset_with_its_audit
     }
 
     // The audit log, read off the disk, verifies and tells the whole story.
-    let raw = vm.disk_after_power_cut();
-    let state = state_dir_of(&raw, &image, &vm.dir.join("state-after"));
-    let _ = std::fs::remove_file(&raw);
+    let state = vm
+        .data_after_power_cut(&vm.dir.join("data-after"))
+        .join("state");
     let report = gk_bundle::state::audit_verify(&state).expect("the audit log");
     assert!(report.is_intact(), "the audit chain is intact: {report:?}");
     let entries: Vec<_> = report.valid_entries().collect();
@@ -241,9 +241,9 @@ fn a_power_cut_during_an_apply_leaves_the_old_or_the_new_bundle_never_nothing() 
         let _ = l.wait();
     }
     // The audit log survived all three cuts.
-    let raw = vm.disk_after_power_cut();
-    let state = state_dir_of(&raw, &image, &vm.dir.join("state-after"));
-    let _ = std::fs::remove_file(&raw);
+    let state = vm
+        .data_after_power_cut(&vm.dir.join("data-after"))
+        .join("state");
     let report = gk_bundle::state::audit_verify(&state).expect("the audit log");
     assert!(report.is_intact(), "the audit chain is intact: {report:?}");
     eprintln!("power cuts during an apply, (delay, bundle in force after): {outcomes:?}");

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use gk_dataplane::{Event, EventFormatter, EventSink};
@@ -18,6 +18,11 @@ use gk_policy::Policy;
 
 /// How many records may wait for the writer before new packet events are counted lost.
 const QUEUE: usize = 8192;
+
+/// How long written events may sit in the page cache: a power cut (the common way a box
+/// in a cabinet goes down) loses at most this much of them, and the storage sees at most
+/// one sync per interval.
+const SYNC_EVERY: Duration = Duration::from_secs(1);
 
 /// What the writer is given.
 #[derive(Debug)]
@@ -77,6 +82,11 @@ struct Sink {
     out: BufWriter<Box<dyn Write + Send>>,
     file: Option<(PathBuf, u64)>,
     written: u64,
+    /// The events file (another handle on it), for `fdatasync`; `None` for stdout.
+    sync: Option<std::fs::File>,
+    /// Lines flushed since the last sync.
+    unsynced: bool,
+    last_sync: Instant,
 }
 
 impl Sink {
@@ -86,6 +96,9 @@ impl Sink {
                 out: BufWriter::new(Box::new(std::io::stdout())),
                 file: None,
                 written: 0,
+                sync: None,
+                unsynced: false,
+                last_sync: Instant::now(),
             });
         };
         let file = OpenOptions::new()
@@ -95,9 +108,12 @@ impl Sink {
             .with_context(|| format!("cannot open the events file {}", path.display()))?;
         let written = file.metadata().map(|m| m.len()).unwrap_or(0);
         Ok(Sink {
+            sync: file.try_clone().ok(),
             out: BufWriter::new(Box::new(file)),
             file: max_bytes.map(|max| (path.clone(), max)),
             written,
+            unsynced: false,
+            last_sync: Instant::now(),
         })
     }
 
@@ -111,6 +127,8 @@ impl Sink {
     /// whole lines).
     fn flush(&mut self) {
         let _ = self.out.flush();
+        self.unsynced = true;
+        self.sync_if_due();
         let Some((path, max)) = &self.file else {
             return;
         };
@@ -119,16 +137,37 @@ impl Sink {
         }
         let mut old = path.clone().into_os_string();
         old.push(".1");
+        // The old file's last lines go to storage before it is set aside.
+        if let Some(file) = &self.sync {
+            let _ = file.sync_data();
+        }
         let reopened = std::fs::rename(path, &old)
             .and_then(|()| OpenOptions::new().create(true).append(true).open(path));
         match reopened {
             Ok(file) => {
+                self.sync = file.try_clone().ok();
                 self.out = BufWriter::new(Box::new(file));
                 self.written = 0;
             }
             // Keep appending to what is open rather than lose events.
             Err(e) => tracing::warn!("cannot rotate the events file {}: {e}", path.display()),
         }
+    }
+
+    /// Syncs the file when lines were flushed and `SYNC_EVERY` has passed since the last
+    /// sync (called after each flush and on every idle tick, so the last lines of a
+    /// burst are synced too).
+    fn sync_if_due(&mut self) {
+        if !self.unsynced || self.last_sync.elapsed() < SYNC_EVERY {
+            return;
+        }
+        if let Some(file) = &self.sync {
+            if let Err(e) = file.sync_data() {
+                tracing::warn!("cannot sync the events file: {e}");
+            }
+        }
+        self.unsynced = false;
+        self.last_sync = Instant::now();
     }
 }
 
@@ -173,7 +212,7 @@ fn write_all(
                 }
                 out.flush();
             }
-            Err(RecvTimeoutError::Timeout) if !stop.load(Ordering::Relaxed) => {}
+            Err(RecvTimeoutError::Timeout) if !stop.load(Ordering::Relaxed) => out.sync_if_due(),
             Err(_) => break,
         }
     }
@@ -181,4 +220,7 @@ fn write_all(
         write(record, &mut out);
     }
     out.flush();
+    if let Some(file) = &out.sync {
+        let _ = file.sync_data();
+    }
 }
