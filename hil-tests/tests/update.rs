@@ -112,27 +112,10 @@ fn stays_up(vm: &Vm, from: usize) {
 }
 
 /// The files in the ESP's `/EFI/Linux`, read from the VM's disk after the power is cut
-/// (the overlay, converted to raw; mtools at the ESP's offset from the manifest).
+/// (mtools at the ESP's offset from the manifest).
 fn esp_ukis(vm: &mut Vm, image: &Image) -> Vec<String> {
-    vm.power_cut();
-    let esp = image.manifest()["partitions"]
-        .as_array()
-        .and_then(|p| p.iter().find(|p| p["name"] == "gk-esp"))
-        .and_then(|p| p["first_lba"].as_u64())
-        .expect("manifest.json lists gk-esp")
-        * 512;
-    let raw = vm.dir.join("disk-after.raw");
-    let out = Command::new("qemu-img")
-        .args(["convert", "-f", "qcow2", "-O", "raw"])
-        .arg(vm.dir.join("overlay.qcow2"))
-        .arg(&raw)
-        .output()
-        .expect("qemu-img");
-    assert!(
-        out.status.success(),
-        "qemu-img convert: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (esp, _) = image.partition("gk-esp");
+    let raw = vm.disk_after_power_cut();
     let out = Command::new("mdir")
         .env("MTOOLS_SKIP_CHECK", "1")
         .arg("-b")
@@ -182,6 +165,93 @@ fn boot_and_plug(test: &str, image: &Image, gku: &[u8]) -> (Vm, usize, Instant) 
     (vm, at, plugged)
 }
 
+/// Where a kept update's console got to, and when.
+struct Kept {
+    /// Just after "not taken: this box already runs it".
+    at: usize,
+    /// Just after the READY line of the new version.
+    ready_at: usize,
+    /// From the plug to "installed …; rebooting into it".
+    installed: Duration,
+    /// From the plug to READY.
+    ready: Duration,
+}
+
+/// Follows the console from `at` (after the plug at `plugged`) through an update that is
+/// kept: `version` is installed into `slot` as boot entry `entry` (`gatekeeper-2-b`)
+/// with three tries, the box reboots into that slot, reaches READY with that version and
+/// marks the boot good (`entry+2-1.efi` → `entry.efi`: systemd-boot counted the trial),
+/// and the stick left in is not taken again.
+fn follow_kept_update(
+    vm: &Vm,
+    at: usize,
+    plugged: Instant,
+    version: &str,
+    slot: char,
+    entry: &str,
+) -> Kept {
+    let (_, at) = vm.wait_console_from(
+        at,
+        &format!("update {version} for {BOARD}"),
+        Duration::from_secs(60),
+    );
+    let line = line_at(&vm.console(), at);
+    assert!(
+        line.contains(&format!("installing into slot {slot}")),
+        "{line:?}"
+    );
+    let (_, at) = vm.wait_console_from(
+        at,
+        &format!("boot entry {entry}+3.efi written (3 tries)"),
+        Duration::from_secs(120),
+    );
+    let (_, at) = vm.wait_console_from(
+        at,
+        &format!("update {version} installed in slot {slot}; rebooting into it"),
+        Duration::from_secs(120),
+    );
+    let installed = plugged.elapsed();
+    let (_, at) = vm.wait_console_from(at, FIRMWARE_BOOT, Duration::from_secs(60));
+    let (_, at) = vm.wait_console_from(at, "stage 2: slot", BOOT);
+    let line = line_at(&vm.console(), at);
+    assert!(
+        line.contains(&format!("stage 2: slot {slot}")),
+        "systemd-boot booted {line:?}: the entry installed last ({entry}+3.efi, version \
+         {version}) must boot"
+    );
+    let (_, ready_at) =
+        vm.wait_console_from(at, &format!("GATEKEEPER READY {version} {BOARD}"), BOOT);
+    let ready = plugged.elapsed();
+    let (_, at) = vm.wait_console_from(
+        ready_at,
+        &format!("boot of slot {slot} marked good: {entry}+2-1.efi -> {entry}.efi"),
+        Duration::from_secs(30),
+    );
+    let (_, at) = vm.wait_console_from(
+        at,
+        "not taken: this box already runs it",
+        Duration::from_secs(60),
+    );
+    Kept {
+        at,
+        ready_at,
+        installed,
+        ready,
+    }
+}
+
+/// Waits `SETTLED` after a kept update and checks that READY came once.
+fn settles(vm: &Vm, kept: &Kept) {
+    stays_up(vm, kept.at);
+    assert_eq!(
+        vm.console()[kept.ready_at..]
+            .matches("GATEKEEPER READY")
+            .count(),
+        0,
+        "READY once after the update"
+    );
+}
+
 #[test]
 fn an_update_on_usb_installs_into_slot_b_and_is_kept_once_it_reaches_ready() {
     let Some(image) = require(BOARD) else {
@@ -198,50 +268,9 @@ fn an_update_on_usb_installs_into_slot_b_and_is_kept_once_it_reaches_ready() {
     );
 
     let (mut vm, at, plugged) = boot_and_plug(test, &image, &gku);
-    let (_, at) = vm.wait_console_from(
-        at,
-        &format!("update {} for {BOARD}", new.version),
-        Duration::from_secs(60),
-    );
-    assert!(
-        line_at(&vm.console(), at).contains("installing into slot b"),
-        "{:?}",
-        line_at(&vm.console(), at)
-    );
-    let (_, at) = vm.wait_console_from(
-        at,
-        "installed in slot b; rebooting into it",
-        Duration::from_secs(120),
-    );
-    let installed = plugged.elapsed();
-    let (_, at) = vm.wait_console_from(at, FIRMWARE_BOOT, Duration::from_secs(60));
-    let (_, at) = vm.wait_console_from(at, "stage 2: slot b", BOOT);
-    let (_, at) = vm.wait_console_from(
-        at,
-        &format!("GATEKEEPER READY {} {BOARD}", new.version),
-        BOOT,
-    );
-    let ready = plugged.elapsed();
-    let ready_at = at;
-    // systemd-boot counted the trial (+3 -> +2-1); READY drops the counter.
-    let (_, at) = vm.wait_console_from(
-        at,
-        "boot of slot b marked good: gatekeeper-2-b+2-1.efi -> gatekeeper-2-b.efi",
-        Duration::from_secs(30),
-    );
-    // The stick is still in: its update is the one running now, and is not taken again.
-    let (_, at) = vm.wait_console_from(
-        at,
-        "not taken: this box already runs it",
-        Duration::from_secs(60),
-    );
-    stays_up(&vm, at);
+    let kept = follow_kept_update(&vm, at, plugged, &new.version, 'b', "gatekeeper-2-b");
+    settles(&vm, &kept);
     let console = vm.console();
-    assert_eq!(
-        console[ready_at..].matches("GATEKEEPER READY").count(),
-        0,
-        "READY once on slot b"
-    );
     assert_eq!(
         console.matches(FIRMWARE_BOOT).count(),
         2,
@@ -254,9 +283,9 @@ fn an_update_on_usb_installs_into_slot_b_and_is_kept_once_it_reaches_ready() {
     );
     eprintln!(
         "{test}: plug -> installed and rebooting {:.1} s, plug -> READY {} on slot b {:.1} s",
-        installed.as_secs_f64(),
+        kept.installed.as_secs_f64(),
         new.version,
-        ready.as_secs_f64()
+        kept.ready.as_secs_f64()
     );
 }
 
@@ -404,88 +433,24 @@ fn an_update_whose_version_sorts_lower_is_still_tried_and_kept() {
 
     // 1. +update into slot b (install counter 2), kept.
     let (mut vm, at, plugged) = boot_and_plug(test, &image, &first);
-    let (_, at) = vm.wait_console_from(
-        at,
-        &format!("update {v1} installed in slot b; rebooting into it"),
-        Duration::from_secs(120),
-    );
-    let (_, at) = vm.wait_console_from(at, FIRMWARE_BOOT, Duration::from_secs(60));
-    let (_, at) = vm.wait_console_from(at, "stage 2: slot b", BOOT);
-    let (_, at) = vm.wait_console_from(at, &format!("GATEKEEPER READY {v1} {BOARD}"), BOOT);
-    let first_ready = plugged.elapsed();
-    let (_, at) = vm.wait_console_from(
-        at,
-        "boot of slot b marked good: gatekeeper-2-b+2-1.efi -> gatekeeper-2-b.efi",
-        Duration::from_secs(30),
-    );
-    let (_, at) = vm.wait_console_from(
-        at,
-        "not taken: this box already runs it",
-        Duration::from_secs(60),
-    );
+    let kept = follow_kept_update(&vm, at, plugged, &v1, 'b', "gatekeeper-2-b");
     eprintln!(
         "{test}: plug -> READY {v1} on slot b {:.1} s",
-        first_ready.as_secs_f64()
+        kept.ready.as_secs_f64()
     );
 
     // 2. +aaa, a lower version, into slot a (install counter 3): it must boot.
     vm.unplug_stick("stick0");
-    // The init polls the sticks every 2 s and knows them by disk name: a stick swapped
-    // faster than that comes back as the same `sda` and is not read. Let it see none.
+    // (The init tells sticks apart by insertion, so even a swap within its 2 s poll
+    // would be read; the pause keeps the two sticks' console lines apart.)
     std::thread::sleep(scaled(Duration::from_secs(5)));
     let stick = vm.dir.join("stick-aaa.img");
     make_stick(&stick, &[("update.gku", &second)]);
     let plugged = Instant::now();
     vm.plug_stick("stick1", &stick);
-    let (_, at) = vm.wait_console_from(
-        at,
-        &format!("update {v2} for {BOARD}"),
-        Duration::from_secs(60),
-    );
-    assert!(
-        line_at(&vm.console(), at).contains("installing into slot a"),
-        "{:?}",
-        line_at(&vm.console(), at)
-    );
-    let (_, at) = vm.wait_console_from(
-        at,
-        "boot entry gatekeeper-3-a+3.efi written (3 tries)",
-        Duration::from_secs(120),
-    );
-    let (_, at) = vm.wait_console_from(
-        at,
-        &format!("update {v2} installed in slot a; rebooting into it"),
-        Duration::from_secs(120),
-    );
-    let installed = plugged.elapsed();
-    let (_, at) = vm.wait_console_from(at, FIRMWARE_BOOT, Duration::from_secs(60));
-    let (_, at) = vm.wait_console_from(at, "stage 2: slot", BOOT);
-    let line = line_at(&vm.console(), at);
-    assert!(
-        line.contains("stage 2: slot a"),
-        "systemd-boot booted {line:?}: the entry installed last (gatekeeper-3-a+3.efi, \
-         version {v2}) must boot, not slot b's gatekeeper-2-b.efi ({v1})"
-    );
-    let (_, at) = vm.wait_console_from(at, &format!("GATEKEEPER READY {v2} {BOARD}"), BOOT);
-    let ready = plugged.elapsed();
-    let ready_at = at;
-    let (_, at) = vm.wait_console_from(
-        at,
-        "boot of slot a marked good: gatekeeper-3-a+2-1.efi -> gatekeeper-3-a.efi",
-        Duration::from_secs(30),
-    );
-    let (_, at) = vm.wait_console_from(
-        at,
-        "not taken: this box already runs it",
-        Duration::from_secs(60),
-    );
-    stays_up(&vm, at);
+    let kept = follow_kept_update(&vm, kept.at, plugged, &v2, 'a', "gatekeeper-3-a");
+    settles(&vm, &kept);
     let console = vm.console();
-    assert_eq!(
-        console[ready_at..].matches("GATEKEEPER READY").count(),
-        0,
-        "READY once on slot a with {v2}"
-    );
     assert_eq!(
         console.matches(FIRMWARE_BOOT).count(),
         3,
@@ -498,7 +463,7 @@ fn an_update_whose_version_sorts_lower_is_still_tried_and_kept() {
     );
     eprintln!(
         "{test}: second plug -> installed and rebooting {:.1} s, second plug -> READY {v2} on slot a {:.1} s",
-        installed.as_secs_f64(),
-        ready.as_secs_f64()
+        kept.installed.as_secs_f64(),
+        kept.ready.as_secs_f64()
     );
 }

@@ -297,7 +297,8 @@ pub fn parse_envelope(bytes: &[u8]) -> Result<Envelope<'_>, Malformed> {
     }
 }
 
-fn parse_signature_line(line: &[u8], number: usize) -> Result<SignatureLine, Malformed> {
+/// `signature ed25519 <key id> <base64>`, line `number` (for messages).
+pub(crate) fn parse_signature_line(line: &[u8], number: usize) -> Result<SignatureLine, Malformed> {
     let bad = |m: String| Err(Malformed(format!("line {number}: {m}")));
     let at = |m: String| Malformed(format!("line {number}: {m}"));
     let Ok(text) = std::str::from_utf8(line) else {
@@ -360,7 +361,7 @@ pub fn signed_message(body: &[u8]) -> Vec<u8> {
     message
 }
 
-fn signature_line(key_id: KeyId, signature: &ed25519_dalek::Signature) -> String {
+pub(crate) fn signature_line(key_id: KeyId, signature: &ed25519_dalek::Signature) -> String {
     let b64 = base64::engine::general_purpose::STANDARD.encode(signature.to_bytes());
     format!("{SIGNATURE_WORD} {ALGORITHM} {key_id} {b64}\n")
 }

@@ -149,6 +149,34 @@ impl TrustStore {
     pub fn required(&self) -> usize {
         self.threshold.max(1)
     }
+
+    /// For people: "2 trusted keys of 1 required: <id> (<name>), …", with a warning when
+    /// one of them is a published test-only key.
+    pub fn describe_signers(&self, ids: &[KeyId]) -> String {
+        let names: Vec<String> = ids
+            .iter()
+            .map(|id| match self.find(id) {
+                Some(k) => format!("{id} ({})", k.name),
+                None => id.to_string(),
+            })
+            .collect();
+        let test_only = ids
+            .iter()
+            .filter_map(|id| self.find(id))
+            .any(|k| k.is_test_only());
+        format!(
+            "{} trusted key{} of {} required: {}{}",
+            ids.len(),
+            if ids.len() == 1 { "" } else { "s" },
+            self.required(),
+            names.join(", "),
+            if test_only {
+                " — TEST-ONLY keys: not for production"
+            } else {
+                ""
+            }
+        )
+    }
 }
 
 #[cfg(test)]
@@ -192,6 +220,36 @@ mod tests {
         let loaded = TrustStore::load(&dir).unwrap();
         assert_eq!(loaded.threshold, 1);
         assert!(loaded.test_only_keys().is_empty());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn describes_its_signers_for_people() {
+        let (a, b) = (generate("ops-a"), generate("ops-b"));
+        let dir = store("describe", &[&a, &b], Some("threshold = 2\n"));
+        let loaded = TrustStore::load(&dir).unwrap();
+        assert_eq!(
+            loaded.describe_signers(&[a.id(), b.id()]),
+            format!(
+                "2 trusted keys of 2 required: {} (ops-a), {} (ops-b)",
+                a.id(),
+                b.id()
+            )
+        );
+        assert_eq!(
+            loaded.describe_signers(&[a.id()]),
+            format!("1 trusted key of 2 required: {} (ops-a)", a.id())
+        );
+        fs::remove_dir_all(&dir).unwrap();
+        let test_key = crate::keys::read_secret(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/keys/test-only-signer-1.key"),
+        )
+        .unwrap();
+        let dir = store("describe-test", &[&test_key], None);
+        let loaded = TrustStore::load(&dir).unwrap();
+        assert!(loaded
+            .describe_signers(&[test_key.id()])
+            .ends_with(" — TEST-ONLY keys: not for production"));
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -29,7 +29,6 @@
 use std::fmt::Write as _;
 use std::io::{self, BufRead, Read, Write};
 
-use base64::Engine as _;
 use ed25519_dalek::Signer as _;
 use serde::Deserialize;
 use sha2::Digest as _;
@@ -63,9 +62,6 @@ pub const MAX_NAME_LEN: usize = 128;
 pub const MAX_SALT_LEN: usize = 256;
 
 const BOM: &[u8] = b"\xef\xbb\xbf";
-const SIGNATURE_WORD: &str = "signature";
-const ALGORITHM: &str = "ed25519";
-const SIGNATURE_B64_LEN: usize = 88;
 /// Copy buffer of [`copy_part`] and [`write_update`].
 const CHUNK: usize = 1 << 20;
 
@@ -373,9 +369,7 @@ pub fn signed_message(body: &[u8]) -> Vec<u8> {
 }
 
 fn signature_line(key: &SecretKey, message: &[u8]) -> String {
-    let signature = key.key.sign(message);
-    let b64 = base64::engine::general_purpose::STANDARD.encode(signature.to_bytes());
-    format!("{SIGNATURE_WORD} {ALGORITHM} {} {b64}\n", key.id())
+    crate::format::signature_line(key.id(), &key.key.sign(message))
 }
 
 fn check_signers(signers: &[&SecretKey]) -> Result<(), String> {
@@ -609,57 +603,9 @@ pub fn read_envelope(r: &mut impl BufRead, max_header: usize) -> Result<Envelope
     }
 }
 
+/// A signature line, as bundles have them.
 fn parse_signature_line(line: &[u8], number: usize) -> Result<SignatureLine, UpdateError> {
-    let at = |m: String| UpdateError::Malformed(format!("line {number}: {m}"));
-    let Ok(text) = std::str::from_utf8(line) else {
-        return Err(at(format!(
-            "expected a signature line or `{SIGNED_LINE}`, found non-text bytes"
-        )));
-    };
-    let words: Vec<&str> = text.split(' ').collect();
-    if words.first() != Some(&SIGNATURE_WORD) {
-        return Err(at(format!(
-            "expected `{SIGNATURE_WORD} {ALGORITHM} <key id> <signature>` or `{SIGNED_LINE}`, \
-             found {}",
-            crate::excerpt(line, 40)
-        )));
-    }
-    if words.len() != 4 {
-        return Err(at(format!(
-            "a signature line is `{SIGNATURE_WORD} {ALGORITHM} <key id> <signature>`, four \
-             words separated by single spaces; found {}",
-            crate::excerpt(line, 40)
-        )));
-    }
-    if words[1] != ALGORITHM {
-        return Err(at(format!(
-            "signature algorithm {} is not supported (only {ALGORITHM})",
-            crate::excerpt(words[1].as_bytes(), 20)
-        )));
-    }
-    let key_id: KeyId = words[2].parse().map_err(at)?;
-    if words[3].len() != SIGNATURE_B64_LEN {
-        return Err(at(format!(
-            "the signature by key {key_id} is {} characters; an Ed25519 signature is \
-             {SIGNATURE_B64_LEN} base64 characters",
-            words[3].len()
-        )));
-    }
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(words[3])
-        .map_err(|e| {
-            at(format!(
-                "the signature by key {key_id} is not valid base64 ({e})"
-            ))
-        })?;
-    let raw: [u8; 64] = raw
-        .try_into()
-        .map_err(|_| at(format!("the signature by key {key_id} is not 64 bytes")))?;
-    Ok(SignatureLine {
-        key_id,
-        signature: ed25519_dalek::Signature::from_bytes(&raw),
-        line: number,
-    })
+    crate::format::parse_signature_line(line, number).map_err(|m| UpdateError::Malformed(m.0))
 }
 
 /// k of n over `message`, as bundles do: a bad signature by a trusted key refuses;

@@ -144,6 +144,14 @@ impl Box_ {
         self.ask(json!({"command": "confirm"}))
     }
 
+    /// Applies a bundle of `text` with `serial` and confirms it (both must succeed).
+    fn apply_confirmed(&self, serial: u64, text: &str) {
+        let answer = self.apply(&self.bundle(serial, text));
+        assert_eq!(answer["code"], "pending", "{answer}");
+        let answer = self.confirm();
+        assert_eq!(answer["code"], "confirmed", "{answer}");
+    }
+
     fn status(&self) -> Value {
         self.ask(json!({"command": "status"}))["status"].clone()
     }
@@ -233,11 +241,7 @@ fn refused_bundles_leave_the_running_policy_untouched() {
     let mut b = Box_::new("bundle-refused");
     b.net.echo_server("plc", "tcp", 502);
     b.start(&[]);
-    assert_eq!(
-        b.apply(&b.bundle(5, &policy("serial-5", true, "")))["code"],
-        "pending"
-    );
-    assert_eq!(b.confirm()["code"], "confirmed");
+    b.apply_confirmed(5, &policy("serial-5", true, ""));
 
     let good = b.bundle(6, &policy("serial-6", false, ""));
     let mut tampered = good.clone();
@@ -325,11 +329,7 @@ fn an_unconfirmed_bundle_reverts_when_its_window_ends() {
     let mut b = Box_::new("bundle-window");
     b.net.echo_server("plc", "tcp", 502);
     b.start(&["--confirm-window", "4"]);
-    assert_eq!(
-        b.apply(&b.bundle(1, &policy("open", true, "")))["code"],
-        "pending"
-    );
-    assert_eq!(b.confirm()["code"], "confirmed");
+    b.apply_confirmed(1, &policy("open", true, ""));
     // Serial 2 cuts TCP 502; nobody confirms it.
     assert_eq!(
         b.apply(&b.bundle(2, &policy("cut", false, "")))["code"],
@@ -408,11 +408,7 @@ fn a_restart_while_pending_brings_the_previous_bundle_back() {
     let mut b = Box_::new("bundle-restart");
     b.net.echo_server("plc", "tcp", 502);
     b.start(&[]);
-    assert_eq!(
-        b.apply(&b.bundle(1, &policy("open", true, "")))["code"],
-        "pending"
-    );
-    assert_eq!(b.confirm()["code"], "confirmed");
+    b.apply_confirmed(1, &policy("open", true, ""));
     assert_eq!(
         b.apply(&b.bundle(2, &policy("cut", false, "")))["code"],
         "pending"
@@ -500,11 +496,7 @@ fn a_new_box_monitors_everything_until_its_first_bundle_is_confirmed() {
 
     // Once a bundle is confirmed, the box is no longer new: losing the bundle (here its
     // signer leaves the trust store) is a failure, and fail-closed applies.
-    assert_eq!(
-        b.apply(&b.bundle(2, &policy("second", true, "")))["code"],
-        "pending"
-    );
-    assert_eq!(b.confirm()["code"], "confirmed");
+    b.apply_confirmed(2, &policy("second", true, ""));
     assert_eq!(b.status()["factory_default"], false);
     assert!(b.net.tcp("hmi", PLC, 8080, 1000).is_err());
     let (code, _) = b.net.stop_daemon();
@@ -533,19 +525,11 @@ fn swaps_under_traffic_lose_nothing() {
     let mut b = Box_::new("bundle-hitless");
     b.net.echo_server("plc", "tcp", 502);
     b.start(&[]);
-    assert_eq!(
-        b.apply(&b.bundle(1, &policy("base", true, "")))["code"],
-        "pending"
-    );
-    assert_eq!(b.confirm()["code"], "confirmed");
+    b.apply_confirmed(1, &policy("base", true, ""));
     // A counted UDP stream (allowed by every bundle below) and a long TCP transfer run
     // while ten bundles are applied and confirmed one after the other.
     let udp_rule = "[[rule]]\nname = \"hmi-udp\"\nfrom = \"hmi\"\nto = \"plc\"\nproto = \"udp\"\nports = [9999]\naction = \"allow\"\n";
-    assert_eq!(
-        b.apply(&b.bundle(2, &policy("with-udp", true, udp_rule)))["code"],
-        "pending"
-    );
-    assert_eq!(b.confirm()["code"], "confirmed");
+    b.apply_confirmed(2, &policy("with-udp", true, udp_rule));
     let count = b.net.dir.join("udp-count");
     b.net.spawn(
         "plc",
@@ -643,11 +627,7 @@ fn sigkill_at_any_point_of_an_apply_leaves_a_usable_state() {
     }
     let mut b = Box_::new("bundle-sigkill");
     b.start(&[]);
-    assert_eq!(
-        b.apply(&b.bundle(1, &policy("first", true, "")))["code"],
-        "pending"
-    );
-    assert_eq!(b.confirm()["code"], "confirmed");
+    b.apply_confirmed(1, &policy("first", true, ""));
     let mut confirmed = 1;
     for round in 0..12u64 {
         let serial = 10 + round;

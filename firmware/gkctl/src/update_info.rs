@@ -46,29 +46,7 @@ pub fn update_info(args: &UpdateInfoArgs) -> anyhow::Result<ExitCode> {
             let trust = TrustStore::load(dir)?;
             match update::read_header(&mut r, &trust, update::MAX_HEADER) {
                 Ok((info, ids)) => {
-                    let names: Vec<String> = ids
-                        .iter()
-                        .map(|id| match trust.find(id) {
-                            Some(k) => format!("{id} ({})", k.name),
-                            None => id.to_string(),
-                        })
-                        .collect();
-                    let test_only = ids
-                        .iter()
-                        .filter_map(|id| trust.find(id))
-                        .any(|k| k.is_test_only());
-                    let line = format!(
-                        "signed by {} trusted key{} of {} required: {}{}",
-                        ids.len(),
-                        if ids.len() == 1 { "" } else { "s" },
-                        trust.required(),
-                        names.join(", "),
-                        if test_only {
-                            " — TEST-ONLY keys: not for production"
-                        } else {
-                            ""
-                        }
-                    );
+                    let line = format!("signed by {}", trust.describe_signers(&ids));
                     (info, line)
                 }
                 Err(e) => return refused(e),

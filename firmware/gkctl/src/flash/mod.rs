@@ -521,17 +521,6 @@ fn manifest_status(
                     s
                 }
                 Ok(ids) => {
-                    let names: Vec<String> = ids
-                        .iter()
-                        .map(|id| match trust.find(id) {
-                            Some(k) => format!("{id} ({})", k.name),
-                            None => id.to_string(),
-                        })
-                        .collect();
-                    let test_only = ids
-                        .iter()
-                        .filter_map(|id| trust.find(id))
-                        .any(|k| k.is_test_only());
                     if !covers {
                         status.refusal = Some(format!(
                             "{} is signed, but does not list the SHA-256 of the bmap \
@@ -540,18 +529,7 @@ fn manifest_status(
                             path.display()
                         ));
                     }
-                    format!(
-                        "ok, by {} trusted key{} of {} required: {}{}",
-                        ids.len(),
-                        if ids.len() == 1 { "" } else { "s" },
-                        trust.required(),
-                        names.join(", "),
-                        if test_only {
-                            " — TEST-ONLY keys: not for production"
-                        } else {
-                            ""
-                        }
-                    )
+                    format!("ok, by {}", trust.describe_signers(&ids))
                 }
             },
         },
