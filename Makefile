@@ -93,7 +93,8 @@ hil: deps-test venv deps-qemu
 	    --bin-dir target/$$arch-unknown-linux-musl/release --out out/hil-update-aaa/qemu-x86_64 && \
 	  $(GK_IMAGE) build --board qemu-x86_64 --profile test --variant failopen --on-failure fail-open \
 	    --bin-dir target/$$arch-unknown-linux-musl/release --out out/hil-failopen/qemu-x86_64
-	GK_PYTHON=$(abspath $(PYTHON)) $(CARGO) test --locked -p gk-hil -- --test-threads=1
+	@# --nocapture: each scenario prints its figures and how long its VM ran.
+	GK_PYTHON=$(abspath $(PYTHON)) $(CARGO) test --locked -p gk-hil -- --test-threads=1 --nocapture
 
 # The demo doubles as a smoke test (it exits 1 when a step does not turn out as the
 # policy says); here on the debug daemon that `cargo test` just built.

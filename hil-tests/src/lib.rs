@@ -293,7 +293,9 @@ pub struct Vm {
     wires: Option<[Wire; 2]>,
     qemu: Option<Child>,
     qmp: Option<Qmp>,
+    /// When QEMU last started (`uptime`), and when it first did.
     started: Instant,
+    first_start: Instant,
     background: Vec<Child>,
     overlay: PathBuf,
     /// The data partition's offset and length on the disk, in bytes.
@@ -367,6 +369,7 @@ impl Vm {
             qemu: None,
             qmp: None,
             started: Instant::now(),
+            first_start: Instant::now(),
             background: Vec::new(),
             overlay,
             data_partition: image.partition("gk-data"),
@@ -691,6 +694,16 @@ impl Vm {
 
 impl Drop for Vm {
     fn drop(&mut self) {
+        // Per-scenario times for the log (`make hil` runs with --nocapture).
+        let test = self
+            .dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned());
+        eprintln!(
+            "hil: {}: the VM ran {:.1} s",
+            test.unwrap_or_default(),
+            self.first_start.elapsed().as_secs_f64()
+        );
         self.power_cut();
         for mut child in self.background.drain(..) {
             // SAFETY: kill(2) on our own child's pid; tcpdump flushes on SIGTERM.
