@@ -14,7 +14,6 @@
 //! supervisor's state machine, sysfs classification) are separate modules with tests;
 //! the system calls sit in `sys`, `dm::Control`, `netlink`, `watchdog` and the stages.
 
-mod board;
 mod bootcount;
 mod cmdline;
 mod dm;
@@ -30,6 +29,8 @@ mod usb;
 mod watchdog;
 
 use std::path::Path;
+
+use gk_init::board;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
