@@ -214,7 +214,7 @@ fn missing_rule_name_is_reported_with_the_rule_number() {
 fn unknown_keys_are_errors_at_the_key() {
     assert_eq!(
         errors("mood = 3\n"),
-        ["t.toml:5:1: error: unknown field `mood`, expected `name` or `mode`"]
+        ["t.toml:5:1: error: unknown field `mood`, expected one of `name`, `mode`, `link-propagation`"]
     );
     let e = errors("[rules]\n");
     assert_eq!(e.len(), 1);
