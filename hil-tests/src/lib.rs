@@ -10,8 +10,8 @@
 //! and the test itself sends and receives the frames on each side ([`Wire`]).
 //!
 //! The image is never modified: the VM runs on a copy-on-write overlay. Every test keeps
-//! its evidence (serial console, QMP transcript, pcaps of both sides) under
-//! `target/hil/<test>/`. KVM is never assumed: the machines this runs on cannot use it.
+//! its evidence (serial console, QMP transcript, pcaps of both sides, the data
+//! partition's events and state) under `target/hil/<test>/`. KVM is never assumed: the machines this runs on cannot use it.
 
 mod wire;
 pub use wire::Wire;
@@ -293,9 +293,8 @@ pub struct Vm {
     wires: Option<[Wire; 2]>,
     qemu: Option<Child>,
     qmp: Option<Qmp>,
-    /// When QEMU last started (`uptime`), and when it first did.
+    /// When QEMU started (`uptime`).
     started: Instant,
-    first_start: Instant,
     background: Vec<Child>,
     overlay: PathBuf,
     /// The data partition's offset and length on the disk, in bytes.
@@ -369,7 +368,6 @@ impl Vm {
             qemu: None,
             qmp: None,
             started: Instant::now(),
-            first_start: Instant::now(),
             background: Vec::new(),
             overlay,
             data_partition: image.partition("gk-data"),
@@ -702,7 +700,7 @@ impl Drop for Vm {
         eprintln!(
             "hil: {}: the VM ran {:.1} s",
             test.unwrap_or_default(),
-            self.first_start.elapsed().as_secs_f64()
+            self.started.elapsed().as_secs_f64()
         );
         self.power_cut();
         for mut child in self.background.drain(..) {

@@ -143,6 +143,8 @@ struct Side {
 
 /// How long a port that was just brought up gets to find its link.
 const LINK_SETTLE: Duration = Duration::from_secs(5);
+/// How long to wait before trying again to change a port that refused.
+const LINK_RETRY: Duration = Duration::from_secs(5);
 
 /// Two ports and the pipeline between them.
 pub struct Bridge<S> {
@@ -151,6 +153,9 @@ pub struct Bridge<S> {
     monitor: LinkMonitor,
     /// The board asks for link propagation whatever the policy says.
     link_propagation_forced: bool,
+    /// After a failed attempt to change a port's state, when to try again (so that a
+    /// port that refuses does not flood the log every housekeeping round).
+    link_retry_at: Instant,
     clock: Clock,
     /// Per receive slot: forward it (reserved at open, reused every batch).
     verdicts: Vec<bool>,
@@ -247,6 +252,7 @@ impl<S: EventSink> Bridge<S> {
             pipeline,
             monitor,
             link_propagation_forced: config.link_propagation,
+            link_retry_at: Instant::now(),
             clock: Clock {
                 start: Instant::now(),
             },
@@ -464,6 +470,9 @@ impl<S: EventSink> Bridge<S> {
     fn propagate_links(&mut self) {
         let enabled = self.link_propagation_forced || self.pipeline.policy().link_propagation();
         let now = Instant::now();
+        if now < self.link_retry_at {
+            return;
+        }
         for i in 0..2 {
             let other = 1 - i;
             let this = &self.sides[i];
@@ -499,8 +508,10 @@ impl<S: EventSink> Bridge<S> {
                 Err(err) => {
                     warn!(
                         port = target.prepared.name(),
-                        "cannot propagate link state: {err}"
-                    )
+                        "cannot propagate link state (trying again in {} s): {err}",
+                        LINK_RETRY.as_secs()
+                    );
+                    self.link_retry_at = now + LINK_RETRY;
                 }
             }
         }
