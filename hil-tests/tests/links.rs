@@ -75,8 +75,12 @@ fn a_lost_asset_link_takes_the_plant_port_down_when_the_policy_asks() {
     let from = vm.console().len();
     vm.plug_stick("links", &stick);
     vm.wait_console_from(from, "bundle serial 1 is in force", BOOT);
-    ping_until_answered(&vm, Duration::from_secs(30));
-    vm.wait_console_from(from, "bundle confirmed", Duration::from_secs(60));
+    // The health check confirms it once it has seen pings both ways.
+    let deadline = Instant::now() + scaled(Duration::from_secs(60));
+    while !vm.console()[from..].contains("bundle confirmed") {
+        assert!(Instant::now() < deadline, "the bundle was not confirmed");
+        vm.plant.ping(PLC, 1);
+    }
     vm.unplug_stick("links");
 
     // The asset cable is pulled: the plant port goes down, and says why.

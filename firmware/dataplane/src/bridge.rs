@@ -100,6 +100,11 @@ impl Handoff {
         self.live()
     }
 
+    /// Whether an offered policy is still waiting for the forwarding thread.
+    pub fn offer_waiting(&self) -> bool {
+        self.waiting.load(Ordering::Acquire)
+    }
+
     fn take(&self) -> Option<Arc<Policy>> {
         if !self.waiting.load(Ordering::Acquire) {
             return None;
@@ -112,9 +117,16 @@ impl Handoff {
         policy
     }
 
+    /// After a swap: what runs now, and the offer is done.
     fn publish(&self, live: Live) {
         *self.live.lock().unwrap_or_else(|e| e.into_inner()) = Some(live);
         self.waiting.store(false, Ordering::Release);
+    }
+
+    /// What runs at start. A policy offered before the forwarding thread started (a
+    /// bundle in the inbox at boot) stays offered, and is taken on the first turn.
+    fn publish_initial(&self, live: Live) {
+        *self.live.lock().unwrap_or_else(|e| e.into_inner()) = Some(live);
     }
 }
 
@@ -274,7 +286,7 @@ impl<S: EventSink> Bridge<S> {
     ) -> Result<(), BridgeError> {
         let mut last_housekeeping = Instant::now();
         let mut generation = 0;
-        control.handoff.publish(Live {
+        control.handoff.publish_initial(Live {
             policy: self.pipeline.policy().clone(),
             counters: self.pipeline.counters().clone(),
             generation,

@@ -24,6 +24,9 @@ use crate::events::LineSink;
 
 /// How long a new bundle stays pending when it does not say.
 pub const DEFAULT_CONFIRM_WINDOW: Duration = Duration::from_secs(600);
+/// How long an apply waits for the forwarding thread to take the new policy (one turn
+/// of its loop, normally well under 100 ms).
+const SWAP_WAIT: Duration = Duration::from_secs(5);
 
 /// What runs when no valid bundle does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -423,7 +426,6 @@ impl Lifecycle {
                 window.as_secs()
             )
         };
-        info!(serial, source = %active.source.label(), "{message}");
         self.audit_signed(
             Some(digest.clone()),
             Some(serial),
@@ -441,6 +443,16 @@ impl Lifecycle {
             None,
         );
         self.handoff.offer(active.policy.clone());
+        // Say "in force" once the forwarding thread runs it (within one turn of its
+        // loop, 100 ms at most), not before: whoever reads the console acts on it.
+        self.handoff.wait_taken(SWAP_WAIT);
+        if self.handoff.offer_waiting() {
+            warn!(
+                serial,
+                "the forwarding thread has not taken the bundle's policy yet"
+            );
+        }
+        info!(serial, source = %active.source.label(), "{message}");
         self.pending = Some(PendingApply {
             active,
             deadline,
@@ -461,11 +473,6 @@ impl Lifecycle {
             &[],
             Some(&format!("{}: {}", answer.code, answer.message)),
         );
-    }
-
-    /// The way to the forwarding thread (to wait for a swap).
-    pub fn handoff(&self) -> Handoff {
-        self.handoff.clone()
     }
 
     /// The operator (or the health checks) confirms the pending bundle.

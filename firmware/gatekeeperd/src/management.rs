@@ -24,8 +24,6 @@ use crate::lifecycle::{Answer, Lifecycle, Source};
 const MAX_BUNDLE: u64 = 1 << 20;
 /// The longest request line on the control socket (a base64 bundle and some JSON).
 const MAX_REQUEST: usize = (MAX_BUNDLE as usize) * 4 / 3 + 4096;
-/// How long `gkctl apply` waits for the forwarding thread to take the new policy.
-const SWAP_WAIT: Duration = Duration::from_secs(5);
 
 pub struct Management {
     pub lifecycle: Lifecycle,
@@ -251,15 +249,8 @@ fn handle(line: &str, lc: &Arc<Mutex<Lifecycle>>) -> serde_json::Value {
                 }
             };
             let name = request["name"].as_str().map(str::to_string);
-            let (result, handoff) = {
-                let mut l = lock(lc);
-                (l.offer(&bytes, Source::new("control", name)), l.handoff())
-            };
-            if result.ok && result.code == "pending" {
-                // Answer once the forwarding thread runs it.
-                handoff.wait_taken(SWAP_WAIT);
-            }
-            answer(result)
+            // Answered once the forwarding thread runs it (`offer` waits).
+            answer(lock(lc).offer(&bytes, Source::new("control", name)))
         }
         Some("confirm") => answer(lock(lc).confirm("the operator confirmed it (gkctl confirm)")),
         Some("status") => {
