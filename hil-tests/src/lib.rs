@@ -275,6 +275,18 @@ impl Side {
         .success()
     }
 
+    /// Pings `dst` until it answers (at most `within`, scaled); the time it took.
+    pub fn ping_until_answered(&self, dst: &str, within: Duration) -> Duration {
+        let start = Instant::now();
+        while !self.ping(dst, 1) {
+            assert!(
+                start.elapsed() < scaled(within),
+                "no ping to {dst} answered through the box within {within:?}"
+            );
+        }
+        start.elapsed()
+    }
+
     pub fn ping(&self, dst: &str, count: u32) -> bool {
         self.sh(&format!("ping -c {count} -i 0.3 -W 1 {dst}"))
             .status

@@ -23,16 +23,8 @@ fn boot_and_forward(test: &str, board: &str) -> Option<(Duration, Duration)> {
         .to_string();
     assert!(line.ends_with(board), "{line:?} names the board");
     // The first frame through: the HMI pings the PLC until an answer comes back.
-    let deadline = Instant::now() + gk_hil::scaled(Duration::from_secs(60));
-    let forwarded = loop {
-        if vm.plant.ping(PLC, 1) {
-            break vm.uptime();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no ping answered through the box"
-        );
-    };
+    vm.plant.ping_until_answered(PLC, Duration::from_secs(60));
+    let forwarded = vm.uptime();
     // A new box says it runs the factory default.
     assert!(
         vm.console().contains("FACTORY DEFAULT"),

@@ -36,18 +36,6 @@ within = 300
 const TAKEN_DOWN: &str = "link lost: taking down the other port";
 const BROUGHT_UP: &str = "link back: bringing up the other port";
 
-/// Pings from the plant side until the PLC answers; the time it took.
-fn ping_until_answered(vm: &Vm, within: Duration) -> Duration {
-    let start = Instant::now();
-    while !vm.plant.ping(PLC, 1) {
-        assert!(
-            start.elapsed() < scaled(within),
-            "no ping answered through the box within {within:?}"
-        );
-    }
-    start.elapsed()
-}
-
 #[test]
 fn a_lost_asset_link_takes_the_plant_port_down_when_the_policy_asks() {
     let Some(image) = require("qemu-x86_64") else {
@@ -55,7 +43,7 @@ fn a_lost_asset_link_takes_the_plant_port_down_when_the_policy_asks() {
     };
     let mut vm = Vm::boot("link-propagation", &image, Default::default());
     vm.wait_console("GATEKEEPER READY", BOOT);
-    ping_until_answered(&vm, Duration::from_secs(60));
+    vm.plant.ping_until_answered(PLC, Duration::from_secs(60));
 
     // The factory default does not ask for it: the plant port stays up. (The ports'
     // start-up settling time, 5 s, is long over once a ping has passed.)
@@ -67,7 +55,7 @@ fn a_lost_asset_link_takes_the_plant_port_down_when_the_policy_asks() {
         "the factory default must not propagate a link loss"
     );
     vm.set_link("asset", true);
-    ping_until_answered(&vm, Duration::from_secs(30));
+    vm.plant.ping_until_answered(PLC, Duration::from_secs(30));
 
     // A bundle that asks for it, confirmed by its health check (the ping).
     let stick = vm.dir.join("links.img");
@@ -107,7 +95,7 @@ fn a_lost_asset_link_takes_the_plant_port_down_when_the_policy_asks() {
     vm.set_link("asset", true);
     vm.wait_console_from(from, BROUGHT_UP, Duration::from_secs(30));
     let brought_up = restored.elapsed();
-    let forwarding = ping_until_answered(&vm, Duration::from_secs(30)) + brought_up;
+    let forwarding = vm.plant.ping_until_answered(PLC, Duration::from_secs(30)) + brought_up;
     eprintln!(
         "link propagation: plant port down {:.2} s after the asset link was cut; \
          back up {:.2} s and forwarding {:.2} s after it was restored",
