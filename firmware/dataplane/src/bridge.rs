@@ -90,19 +90,17 @@ impl Handoff {
         self.live.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Waits until a policy offered before this call is in force (or `timeout` passes);
-    /// returns what runs then.
-    pub fn wait_taken(&self, timeout: Duration) -> Option<Live> {
+    /// Waits until a policy offered before this call is in force; false if `timeout`
+    /// passed first.
+    pub fn wait_taken(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
-        while self.waiting.load(Ordering::Acquire) && Instant::now() < deadline {
+        while self.waiting.load(Ordering::Acquire) {
+            if Instant::now() >= deadline {
+                return false;
+            }
             std::thread::sleep(Duration::from_millis(2));
         }
-        self.live()
-    }
-
-    /// Whether an offered policy is still waiting for the forwarding thread.
-    pub fn offer_waiting(&self) -> bool {
-        self.waiting.load(Ordering::Acquire)
+        true
     }
 
     fn take(&self) -> Option<Arc<Policy>> {

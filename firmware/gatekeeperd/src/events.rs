@@ -138,9 +138,7 @@ impl Sink {
         let mut old = path.clone().into_os_string();
         old.push(".1");
         // The old file's last lines go to storage before it is set aside.
-        if let Some(file) = &self.sync {
-            let _ = file.sync_data();
-        }
+        self.sync_data();
         let reopened = std::fs::rename(path, &old)
             .and_then(|()| OpenOptions::new().create(true).append(true).open(path));
         match reopened {
@@ -158,16 +156,23 @@ impl Sink {
     /// sync (called after each flush and on every idle tick, so the last lines of a
     /// burst are synced too).
     fn sync_if_due(&mut self) {
-        if !self.unsynced || self.last_sync.elapsed() < SYNC_EVERY {
-            return;
+        if self.unsynced && self.last_sync.elapsed() >= SYNC_EVERY {
+            self.sync_now();
         }
+    }
+
+    fn sync_now(&mut self) {
+        self.sync_data();
+        self.unsynced = false;
+        self.last_sync = Instant::now();
+    }
+
+    fn sync_data(&self) {
         if let Some(file) = &self.sync {
             if let Err(e) = file.sync_data() {
                 tracing::warn!("cannot sync the events file: {e}");
             }
         }
-        self.unsynced = false;
-        self.last_sync = Instant::now();
     }
 }
 
@@ -220,7 +225,5 @@ fn write_all(
         write(record, &mut out);
     }
     out.flush();
-    if let Some(file) = &out.sync {
-        let _ = file.sync_data();
-    }
+    out.sync_now();
 }

@@ -445,8 +445,7 @@ impl Lifecycle {
         self.handoff.offer(active.policy.clone());
         // Say "in force" once the forwarding thread runs it (within one turn of its
         // loop, 100 ms at most), not before: whoever reads the console acts on it.
-        self.handoff.wait_taken(SWAP_WAIT);
-        if self.handoff.offer_waiting() {
+        if !self.handoff.wait_taken(SWAP_WAIT) {
             warn!(
                 serial,
                 "the forwarding thread has not taken the bundle's policy yet"
